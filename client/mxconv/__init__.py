@@ -1,0 +1,47 @@
+"""mxconv: a typed client for the mxconv convolution service.
+
+import mxconv
+client = mxconv.Client("http://127.0.0.1:8000")
+client.corr2d([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])
+"""
+
+from . import schemas, tensors
+from .client import Client
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    MxconvError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServerError,
+    ServiceUnavailableError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "MxconvError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "UnsupportedMediaTypeError",
+    "ValidationError",
+    "schemas",
+    "tensors",
+]

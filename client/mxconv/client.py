@@ -1,0 +1,250 @@
+"""The typed HTTP client: numpy arrays in, numpy arrays (or typed models) out."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import requests
+from pydantic import BaseModel
+
+from . import errors, schemas, tensors
+
+ArrayLike = Any
+Model = TypeVar("Model", bound=BaseModel)
+
+#: Arrays with at most this many elements travel as readable nested JSON lists; larger ones
+#: as base64 (exact bits, about 4x smaller than decimal text).
+LIST_ENCODING_MAX_ELEMENTS = 4096
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def backoff_delay(attempt: int, *, base: float = 0.25, cap: float = 8.0) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not crypto
+
+
+def _wire(value: ArrayLike, dtype: str) -> Any:
+    arr = np.asarray(value, dtype=tensors.DTYPES[dtype])
+    if arr.size <= LIST_ENCODING_MAX_ELEMENTS:
+        return arr.tolist()
+    return tensors.to_b64(arr)
+
+
+class Client:
+    """A client for one mxconv server.
+
+    >>> c = Client("http://127.0.0.1:8000")
+    >>> c.corr2d([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])
+    array([[19., 25.],
+           [37., 43.]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        timeout: tuple[float, float] = (5.0, 120.0),
+        max_retries: int = 2,
+        session: requests.Session | None = None,
+        backoff: Callable[[int], float] = backoff_delay,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.session = session or requests.Session()
+        self._backoff = backoff
+
+    # -- transport ---------------------------------------------------------------------
+
+    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers.update(extra or {})
+        return headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = True,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one request with retries on connection errors, 429 and 5xx-unavailable.
+
+        Never retries other 4xx. ``retry=False`` for calls that must not run twice.
+        """
+        url = f"{self.base_url}{path}"
+        attempts = 1 + (self.max_retries if retry else 0)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers=self._headers(headers),
+                    timeout=self.timeout,
+                    **kwargs,
+                )
+            except requests.Timeout as e:
+                if last:
+                    raise errors.APITimeoutError(f"{method} {url} timed out: {e}") from e
+                time.sleep(self._backoff(attempt))
+                continue
+            except requests.ConnectionError as e:
+                if last:
+                    raise errors.APIConnectionError(f"cannot reach {url}: {e}") from e
+                time.sleep(self._backoff(attempt))
+                continue
+            if resp.status_code in RETRY_STATUSES and not last:
+                time.sleep(self._retry_after(resp) or self._backoff(attempt))
+                continue
+            if resp.status_code >= 400:
+                raise self._error(resp)
+            return resp
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _retry_after(resp: requests.Response) -> float | None:
+        value = resp.headers.get("Retry-After")
+        try:
+            return min(float(value), 30.0) if value else None
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _error(resp: requests.Response) -> errors.APIError:
+        request_id = resp.headers.get("X-Request-ID")
+        try:
+            body = resp.json()["error"]
+            code, message, details = body["code"], body["message"], body.get("details", [])
+        except (ValueError, KeyError, TypeError):
+            code, message, details = "http_error", resp.text[:500] or resp.reason, []
+        cls = errors.error_class_for(resp.status_code)
+        return cls(
+            message,
+            status_code=resp.status_code,
+            code=code,
+            details=details,
+            request_id=request_id,
+        )
+
+    def _post(self, path: str, body: dict[str, Any], model: type[Model]) -> Model:
+        resp = self.request("POST", path, json=body)
+        return model.model_validate(resp.json())
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def conv2d(
+        self,
+        x: ArrayLike,
+        weight: ArrayLike,
+        bias: ArrayLike | None = None,
+        *,
+        stride: int | tuple[int, int] = 1,
+        padding: int | str | tuple[int, ...] = 0,
+        padding_mode: str = "zeros",
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        flip: bool = False,
+        dtype: str = "float32",
+    ) -> npt.NDArray[Any]:
+        """2-D cross-correlation (``flip=False``) or convolution (``flip=True``)."""
+        return self.conv2d_result(
+            x,
+            weight,
+            bias,
+            stride=stride,
+            padding=padding,
+            padding_mode=padding_mode,
+            dilation=dilation,
+            groups=groups,
+            flip=flip,
+            dtype=dtype,
+        ).y
+
+    def conv2d_result(
+        self,
+        x: ArrayLike,
+        weight: ArrayLike,
+        bias: ArrayLike | None = None,
+        *,
+        stride: int | tuple[int, int] = 1,
+        padding: int | str | tuple[int, ...] = 0,
+        padding_mode: str = "zeros",
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        flip: bool = False,
+        dtype: str = "float32",
+    ) -> schemas.TensorResult:
+        """Like :meth:`conv2d`, with the server's FLOP count and compute time."""
+        body: dict[str, Any] = {
+            "x": _wire(x, dtype),
+            "weight": _wire(weight, dtype),
+            "stride": _pair(stride),
+            "padding": padding if isinstance(padding, (int, str)) else list(padding),
+            "padding_mode": padding_mode,
+            "dilation": _pair(dilation),
+            "groups": groups,
+            "flip": flip,
+            "dtype": dtype,
+            "output_encoding": "base64",
+        }
+        if bias is not None:
+            body["bias"] = _wire(bias, dtype)
+        return self._post("/v1/conv2d", body, schemas.TensorResult)
+
+    def corr2d(self, x: ArrayLike, kernel: ArrayLike, *, dtype: str = "float32") -> npt.NDArray[Any]:
+        """The seed's ``corr2d``: valid 2-D cross-correlation of a 2-D input."""
+        body = {
+            "x": _wire(x, dtype),
+            "kernel": _wire(kernel, dtype),
+            "dtype": dtype,
+            "output_encoding": "base64",
+        }
+        return self._post("/v1/corr2d", body, schemas.TensorResult).y
+
+    def channel_mix(
+        self,
+        x: ArrayLike,
+        weight: ArrayLike,
+        bias: ArrayLike | None = None,
+        *,
+        matrix_view: bool = False,
+        dtype: str = "float32",
+    ) -> schemas.ChannelMixResult:
+        """A 1x1 convolution with mixing matrix ``weight`` (O,C); optionally its matrix view."""
+        body: dict[str, Any] = {
+            "x": _wire(x, dtype),
+            "weight": _wire(weight, dtype),
+            "matrix_view": matrix_view,
+            "dtype": dtype,
+            "output_encoding": "base64",
+        }
+        if bias is not None:
+            body["bias"] = _wire(bias, dtype)
+        return self._post("/v1/channel-mix", body, schemas.ChannelMixResult)
+
+    def info(self) -> schemas.Info:
+        return schemas.Info.model_validate(self.request("GET", "/v1/info").json())
+
+    def health(self, ready: bool = True) -> schemas.Health:
+        """Readiness (default) or liveness. A not-ready server raises ServiceUnavailableError."""
+        path = "/v1/health/ready" if ready else "/v1/health/live"
+        return schemas.Health.model_validate(self.request("GET", path, retry=False).json())
+
+
+def _pair(v: int | tuple[int, int] | list[int]) -> int | list[int]:
+    return v if isinstance(v, int) else list(v)

@@ -1,0 +1,189 @@
+"""Wire models: the API contract. The server validates requests with these, the client
+parses responses with them, and /openapi.json is generated from them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+)
+
+from . import tensors
+
+#: Largest stride, dilation or padding accepted; anything bigger is a mistake, not a request.
+MAX_GEOMETRY = 1024
+
+_TENSOR_SCHEMA: dict[str, Any] = {
+    "description": (
+        "A tensor: nested lists of numbers (row-major), or "
+        '{"dtype": "float32"|"float64", "shape": [...], "b64": "<little-endian bytes>"}.'
+    ),
+    "anyOf": [
+        {"type": "array", "minItems": 1, "items": {}},
+        {
+            "type": "object",
+            "required": ["dtype", "shape", "b64"],
+            "additionalProperties": False,
+            "properties": {
+                "dtype": {"type": "string", "enum": sorted(tensors.DTYPES)},
+                "shape": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1},
+                    "minItems": 1,
+                    "maxItems": tensors.MAX_RANK,
+                },
+                "b64": {"type": "string", "format": "byte"},
+            },
+        },
+    ],
+}
+
+
+def _decode_finite(value: Any) -> npt.NDArray[Any]:
+    return tensors.decode(value, require_finite=True)
+
+
+def _decode_any(value: Any) -> npt.NDArray[Any]:
+    return tensors.decode(value, require_finite=False)
+
+
+def _serialize(arr: npt.NDArray[Any]) -> Any:
+    return np.asarray(arr).tolist()
+
+
+#: A request tensor: finite numbers only.
+Tensor = Annotated[
+    npt.NDArray[Any],
+    PlainValidator(_decode_finite),
+    PlainSerializer(_serialize),
+    WithJsonSchema(_TENSOR_SCHEMA),
+]
+#: A response tensor: whatever the computation produced.
+OutTensor = Annotated[
+    npt.NDArray[Any],
+    PlainValidator(_decode_any),
+    PlainSerializer(_serialize),
+    WithJsonSchema(_TENSOR_SCHEMA),
+]
+
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_GEOMETRY)]
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_GEOMETRY)]
+IntPair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
+Padding = Union[
+    NonNegInt,
+    Annotated[list[NonNegInt], Field(min_length=2, max_length=4)],
+    Literal["valid", "same", "full"],
+]
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+DType = Literal["float32", "float64"]
+Encoding = Literal["list", "base64"]
+
+
+class Strict(BaseModel):
+    """Unknown fields are mistakes: reject them rather than ignore them."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class ComputeOptions(Strict):
+    dtype: DType = Field("float32", description="Compute dtype; float64 where MXNet supports it.")
+    output_encoding: Encoding = Field("list", description="How the output tensor is encoded.")
+
+
+class Conv2dRequest(ComputeOptions):
+    x: Tensor = Field(description="Input: (H,W), (C,H,W) or (N,C,H,W).")
+    weight: Tensor = Field(
+        description="Kernel: (kh,kw), (O,C/groups,kh,kw), or a 3-D form that is unambiguous."
+    )
+    bias: Tensor | None = Field(None, description="Per-output-channel bias, shape (O,).")
+    stride: IntPair = 1
+    padding: Padding = Field(
+        0,
+        description=(
+            'An int, [ph,pw], asymmetric [top,bottom,left,right], or "valid"/"same"/"full". '
+            '"same" with an even kernel puts the extra row/column bottom/right.'
+        ),
+    )
+    padding_mode: PaddingMode = "zeros"
+    dilation: IntPair = 1
+    groups: PositiveInt = 1
+    flip: bool = Field(
+        False,
+        description="false: cross-correlation (deep learning); true: true convolution (signals).",
+    )
+
+    @field_validator("padding")
+    @classmethod
+    def _padding_is_2_or_4(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(v) not in (2, 4):
+            raise ValueError("padding list must be [ph, pw] or [top, bottom, left, right]")
+        return v
+
+
+class Corr2dRequest(ComputeOptions):
+    """The seed's ``corr2d``: 2-D input, 2-D kernel, valid cross-correlation."""
+
+    x: Tensor = Field(description="2-D input (H,W).")
+    kernel: Tensor = Field(description="2-D kernel (kh,kw).")
+
+
+class ChannelMixRequest(ComputeOptions):
+    x: Tensor = Field(description="Input: (C,H,W) or (N,C,H,W).")
+    weight: Tensor = Field(description="Mixing matrix W, shape (O,C).")
+    bias: Tensor | None = Field(None, description="Per-output-channel bias, shape (O,).")
+    matrix_view: bool = Field(False, description="Also return X' (C x N), W and Y' = W X'.")
+
+
+class TensorResult(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    y: OutTensor
+    shape: list[int]
+    dtype: str
+    flops: int = Field(description="Multiply-adds x 2 that the computation performed.")
+    elapsed_ms: float = Field(description="Compute time on the server, in milliseconds.")
+
+
+class MatrixView(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    x_flat: OutTensor = Field(description="X', the input with space flattened: C x (N*H*W).")
+    w: OutTensor = Field(description="W, the mixing matrix: O x C.")
+    y_flat: OutTensor = Field(description="Y' = W X' (+ bias): O x (N*H*W).")
+
+
+class ChannelMixResult(TensorResult):
+    matrix_view: MatrixView | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+class Info(BaseModel):
+    service: str
+    version: str
+    versions: dict[str, str]
+    device: str
+    limits: dict[str, int]
+    features: list[str]

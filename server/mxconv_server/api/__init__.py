@@ -1,0 +1,1 @@
+"""HTTP resources, one blueprint per module. No MXNet here: compute/ does the math."""

@@ -1,0 +1,71 @@
+"""Helpers every compute blueprint shares: settings, budgets, output encoding."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+from flask import current_app
+from mxconv import tensors
+from mxconv.schemas import ErrorResponse
+
+from ..compute.conv import Conv2dPlan, check_budget
+from ..compute.errors import OverBudget
+from ..config import Settings
+
+T = TypeVar("T")
+
+#: Error responses every compute endpoint declares in the OpenAPI spec.
+COMPUTE_ERRORS: dict[int, Any] = {
+    400: ErrorResponse,
+    401: ErrorResponse,
+    413: ErrorResponse,
+    415: ErrorResponse,
+    422: ErrorResponse,
+}
+
+
+def settings() -> Settings:
+    return current_app.config["MXCONV"]  # type: ignore[no-any-return]
+
+
+def device() -> Any:
+    return current_app.extensions["mxconv.device"]
+
+
+def check_inputs(**arrays: np.ndarray | None) -> None:
+    """Refuse any input tensor over MXCONV_MAX_TENSOR_ELEMENTS."""
+    limit = settings().max_tensor_elements
+    for name, arr in arrays.items():
+        if arr is not None and arr.size > limit:
+            raise OverBudget(
+                f"{name} has {arr.size} elements, over the limit of {limit} (MXCONV_MAX_TENSOR_ELEMENTS)"
+            )
+
+
+def check_plan(plan: Conv2dPlan) -> None:
+    s = settings()
+    check_budget(plan, max_elements=s.max_tensor_elements, max_flops=s.max_flops)
+
+
+def encode(arr: np.ndarray, encoding: str) -> Any:
+    # Lists go out as the ndarray itself: orjson writes it without a Python-level tolist().
+    return tensors.to_b64(arr) if encoding == "base64" else np.ascontiguousarray(arr)
+
+
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, (time.perf_counter() - start) * 1000
+
+
+def tensor_result(y: np.ndarray, encoding: str, flops: int, elapsed_ms: float) -> dict[str, Any]:
+    return {
+        "y": encode(y, encoding),
+        "shape": list(y.shape),
+        "dtype": y.dtype.name,
+        "flops": flops,
+        "elapsed_ms": round(elapsed_ms, 3),
+    }

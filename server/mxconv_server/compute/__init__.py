@@ -1,0 +1,1 @@
+"""MXNet math with no Flask: the service's compute core."""

@@ -1,0 +1,108 @@
+"""The one JSON error shape, ``{"error": {"code", "message", "details"}}``, and its handlers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from .compute.errors import InvalidArgument, OverBudget
+
+log = logging.getLogger("mxconv.errors")
+
+_CODES = {
+    400: "malformed_body",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """Raise anywhere in a request to answer with the error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _CODES.get(status, "error")
+        self.message = message
+        self.details = details or []
+        self.headers = headers or {}
+
+
+def error_response(err: ApiError) -> Response:
+    body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
+    resp = jsonify(body)
+    resp.status_code = err.status
+    resp.headers.update(err.headers)
+    return resp
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def validation_error(e: ValidationError) -> ApiError:
+    """pydantic's errors, with their locations, as one 422."""
+    details = []
+    for err in e.errors(include_url=False, include_input=False, include_context=False):
+        msg = err["msg"].removeprefix("Value error, ")
+        details.append({"loc": list(err["loc"]), "msg": msg, "type": err["type"]})
+    message = "; ".join(f"{_loc(tuple(d['loc']))}: {d['msg']}" for d in details[:5])
+    return ApiError(422, message, details=details)
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError) -> Response:
+        return error_response(e)
+
+    @app.errorhandler(ValidationError)
+    def _validation(e: ValidationError) -> Response:
+        return error_response(validation_error(e))
+
+    @app.errorhandler(InvalidArgument)
+    def _invalid(e: InvalidArgument) -> Response:
+        details = [{"loc": [e.field], "msg": e.message, "type": "invalid_argument"}]
+        return error_response(ApiError(422, str(e), code="invalid_argument", details=details))
+
+    @app.errorhandler(OverBudget)
+    def _over_budget(e: OverBudget) -> Response:
+        return error_response(ApiError(413, str(e), code="over_budget"))
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException) -> Response:
+        status = e.code or 500
+        message = e.description or e.name
+        if status == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"request body is over the limit of {limit} bytes (MXCONV_MAX_BODY_BYTES)"
+        return error_response(ApiError(status, message))
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception) -> Response:
+        # A bug, not a user mistake: keep the trace in the log, never in the response.
+        request_id = getattr(g, "request_id", "-")
+        log.exception("unhandled error in request %s", request_id)
+        return error_response(
+            ApiError(500, f"internal error; quote request id {request_id} when reporting it")
+        )

@@ -1,0 +1,46 @@
+"""gunicorn settings for mxconv, all in one place, read from MXCONV_* (see config.py).
+
+Run: gunicorn -c python:mxconv_server.gunicorn_conf 'mxconv_server.app:create_app()'
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+from mxconv_server.config import Settings
+
+_settings = Settings()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+# Sync workers: each request is CPU-bound MXNet work, so one at a time per process.
+worker_class = "sync"
+timeout = 120
+graceful_timeout = 30
+keepalive = 5
+# Every worker imports MXNet itself (no preload): MXNet's engine threads do not survive fork.
+preload_app = False
+
+# OpenMP reads these when MXNet loads, so set them here in the master before any fork.
+# Spin-waiting OpenMP threads starve the other workers (DESIGN.md: 283 vs 2,592 small req/s),
+# hence cores/workers threads with a passive wait policy.
+os.environ.setdefault("OMP_NUM_THREADS", str(_settings.threads_per_worker()))
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Every process starts with the same RNG state; give each worker its own seed."""
+    seed = (os.getpid() * 2654435761) % 2**31
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+    from mxconv_server.compute.mx import mxnet
+
+    mxnet.random.seed(seed)
+control_socket_disable = True  # several services (and tests) may share this host

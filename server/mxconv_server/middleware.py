@@ -1,0 +1,101 @@
+"""Per-request plumbing: request ids, API keys, strict JSON parsing, response headers."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Request, Response, g, request
+
+from .errors import ApiError
+
+log = logging.getLogger("mxconv.access")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: Reachable without a key even when MXCONV_API_KEYS is set: probes must not need secrets.
+PUBLIC_ENDPOINTS = frozenset({"meta.live", "meta.ready"})
+
+
+def accepts(*mimetypes: str) -> Callable[[F], F]:
+    """Mark a view as taking bodies of these types besides JSON (multipart, images ...)."""
+
+    def mark(view: F) -> F:
+        view.accepts = frozenset(mimetypes)  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def _accepted(app: Flask) -> frozenset[str]:
+    view = app.view_functions.get(request.endpoint or "")
+    return frozenset({"application/json"}) | getattr(view, "accepts", frozenset())
+
+
+def _check_api_key(keys: list[str]) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(
+            401, "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
+        )
+    # Compare against every key, in constant time each, so timing reveals nothing.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(token.encode(), key.encode())
+    if not matched:
+        raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _parse_json_body(app: Flask) -> None:
+    """Parse JSON once, strictly: malformed JSON is a 400 with the parser's reason."""
+    if request.content_length == 0 or request.method not in ("POST", "PUT", "PATCH"):
+        return
+    mimetype = request.mimetype
+    if not mimetype:
+        raise ApiError(415, "missing Content-Type; send 'Content-Type: application/json'")
+    accepted = _accepted(app)
+    if mimetype not in accepted:
+        raise ApiError(415, f"Content-Type {mimetype!r} is not accepted here; send one of {sorted(accepted)}")
+    if mimetype == "application/json":
+        request.get_json(force=True, cache=True)  # MxconvRequest turns a parse error into 400
+
+
+class MxconvRequest(Request):
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        raise ApiError(400, f"request body is not valid JSON: {e}")
+
+
+def register(app: Flask) -> None:
+    keys: list[str] = app.config["MXCONV"].api_key_list
+    app.request_class = MxconvRequest
+
+    @app.before_request
+    def _before() -> None:
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        if keys and request.endpoint not in PUBLIC_ENDPOINTS and request.method != "OPTIONS":
+            _check_api_key(keys)
+        _parse_json_body(app)
+
+    @app.after_request
+    def _after(resp: Response) -> Response:
+        resp.headers["X-Request-ID"] = getattr(g, "request_id", "")
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Cache-Control"] = resp.headers.get("Cache-Control", "no-store")
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            resp.status_code,
+            elapsed,
+            extra={"request_id": g.get("request_id", "-")},
+        )
+        return resp

@@ -1,0 +1,60 @@
+"""``mxconv serve``: gunicorn (and, with jobs, the job workers) as one supervised unit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from .config import Settings
+
+
+def gunicorn_command() -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:mxconv_server.gunicorn_conf",
+        "mxconv_server.app:create_app()",
+    ]
+
+
+def serve(host: str | None = None, port: int | None = None, workers: int | None = None) -> int:
+    """Run the service until SIGINT/SIGTERM; returns gunicorn's exit code."""
+    env = dict(os.environ)
+    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            env[f"MXCONV_{name}"] = str(value)
+    os.environ.update(env)
+    settings = Settings()
+    # Check the device here, so a missing GPU is one clear line, not a worker boot loop.
+    from .compute import device
+
+    try:
+        device.resolve(settings.device)
+    except device.DeviceUnavailable as e:
+        print(f"mxconv: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"mxconv: serving on http://{settings.host}:{settings.port} "
+        f"({settings.workers} workers, device {settings.device})",
+        file=sys.stderr,
+        flush=True,
+    )
+    children = [subprocess.Popen(gunicorn_command(), env=env)]  # noqa: S603
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = children[0].wait()
+    forward(signal.SIGTERM, None)
+    for child in children[1:]:
+        child.wait()
+    return code
