@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from mxconv_server.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,9 +84,9 @@ def start_server(tmp_path: Path, *, workers: int = 2, **env: str) -> LiveServer:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
         try:
-            if requests.get(f"{server.url}/v1/health/ready", timeout=2).status_code == 200:
+            if requests.get(f"{server.url}/v1/health/ready", timeout=10).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.2)
     server.stop(signal.SIGKILL)

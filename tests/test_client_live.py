@@ -1,0 +1,204 @@
+"""The typed client against a real `mxconv serve` (gunicorn) process tree on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import mxconv
+import numpy as np
+import pytest
+
+from . import oracle
+from .conftest import ROOT, start_server
+
+
+@pytest.fixture(scope="module")
+def api(live_server) -> mxconv.Client:
+    return mxconv.Client(live_server.url)
+
+
+def test_seed_numbers(api: mxconv.Client) -> None:
+    y = api.corr2d([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])
+    np.testing.assert_array_equal(y, [[19, 25], [37, 43]])
+    stripes = np.ones((6, 6))
+    stripes[:, 2:4] = 0
+    np.testing.assert_array_equal(api.conv2d(stripes, [[1, -1]]), np.tile([0, 1, 0, -1, 0], (6, 1)))
+
+
+def test_conv2d_large_goes_base64_and_matches_oracle(api: mxconv.Client) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 40, 40))  # over the list-encoding threshold
+    w = rng.standard_normal((6, 2, 3, 3))
+    b = rng.standard_normal(6)
+    result = api.conv2d_result(x, w, b, padding=[1, 0, 2, 1], padding_mode="circular", groups=2, stride=2)
+    expected = oracle.conv2d(x, w, b, pads=(1, 0, 2, 1), padding_mode="circular", groups=2, stride=(2, 2))
+    np.testing.assert_allclose(result.y, expected, atol=1e-3)
+    assert result.flops > 0 and result.shape == list(expected.shape)
+
+
+def test_channel_mix(api: mxconv.Client) -> None:
+    x = np.random.default_rng(2).standard_normal((3, 4, 4))
+    w = np.array([[1.0, 1, 0], [0, 1, -1]])
+    mix = api.channel_mix(x, w, matrix_view=True)
+    assert mix.matrix_view is not None
+    np.testing.assert_allclose(mix.y, (w @ x.reshape(3, -1)).reshape(2, 4, 4), atol=1e-5)
+    np.testing.assert_allclose(mix.matrix_view.y_flat, w @ x.reshape(3, -1), atol=1e-5)
+
+
+def test_errors_carry_message_and_request_id(api: mxconv.Client) -> None:
+    with pytest.raises(mxconv.ValidationError) as info:
+        api.conv2d(np.ones((3, 3)), np.ones((5, 5)))
+    err = info.value
+    assert err.status_code == 422 and err.code == "invalid_argument"
+    assert "weight" in err.message and err.request_id
+    assert err.details[0]["loc"] == ["weight"]
+
+
+def test_info_and_health(api: mxconv.Client) -> None:
+    assert api.info().device == "cpu"
+    assert api.health().status == "ok"
+
+
+def test_connection_error_is_typed() -> None:
+    client = mxconv.Client("http://127.0.0.1:9", max_retries=1, backoff=lambda attempt: 0.0)
+    with pytest.raises(mxconv.APIConnectionError):
+        client.info()
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """A real HTTP server that answers 503 (with Retry-After) until `fail` runs out."""
+
+    fail = 0
+    calls = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        type(self).calls += 1
+        if type(self).fail > 0:
+            type(self).fail -= 1
+            body, status = {"error": {"code": "unavailable", "message": "busy", "details": []}}, 503
+        else:
+            body, status = {"status": "ok", "checks": {}}, 200
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Retry-After", "0")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def flaky():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_retries_503_then_succeeds(flaky) -> None:
+    _Flaky.fail, _Flaky.calls = 2, 0
+    client = mxconv.Client(f"http://127.0.0.1:{flaky.server_address[1]}", max_retries=2)
+    assert client.request("GET", "/v1/health/live").json()["status"] == "ok"
+    assert _Flaky.calls == 3
+
+
+def test_gives_up_after_max_retries(flaky) -> None:
+    _Flaky.fail, _Flaky.calls = 5, 0
+    client = mxconv.Client(f"http://127.0.0.1:{flaky.server_address[1]}", max_retries=1)
+    with pytest.raises(mxconv.ServiceUnavailableError):
+        client.request("GET", "/v1/health/live")
+    assert _Flaky.calls == 2
+
+
+def test_never_retries_4xx(api: mxconv.Client, live_server) -> None:
+    calls = []
+    original = api.session.request
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    api.session.request = counting  # type: ignore[method-assign]
+    try:
+        with pytest.raises(mxconv.ValidationError):
+            api.corr2d([[1]], [[1, 2]])
+    finally:
+        api.session.request = original  # type: ignore[method-assign]
+    assert len(calls) == 1
+
+
+def _readme_curl_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Try it with curl", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh", 1)[1].split("```", 1)[0]
+    commands, current = [], ""
+    for line in block.splitlines():
+        if line.startswith("#") and not current:
+            continue
+        current += line + "\n"
+        if not line.endswith("\\") and current.count("'") % 2 == 0:
+            if current.strip():
+                commands.append(current)
+            current = ""
+    return commands
+
+
+def test_readme_curl_examples_run_as_written(live_server) -> None:
+    commands = _readme_curl_commands()
+    assert len(commands) >= 5
+    for command in commands:
+        command = command.replace("http://127.0.0.1:8000", live_server.url)
+        out = subprocess.run(
+            ["bash", "-c", command.rstrip() + " -w '\\n%{http_code}'"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        body, status = out.rsplit("\n", 1)
+        assert status == "200", (command, body)
+        assert "error" not in json.loads(body)
+    first = subprocess.run(
+        ["bash", "-c", commands[0].replace("http://127.0.0.1:8000", live_server.url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert json.loads(first)["y"] == [[19, 25], [37, 43]]
+
+
+def test_readme_client_example_runs_as_written(live_server, tmp_path: Path) -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Use the Python client", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    code = code.replace("http://127.0.0.1:8000", live_server.url)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "[[19. 25.]" in out.stdout and "(2, 8, 32, 32)" in out.stdout
+    assert re.search(r"422 weight: kernel spans 5x5", out.stdout)
+
+
+def test_missing_gpu_is_a_startup_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="MXCONV_DEVICE='gpu'"):
+        start_server(tmp_path, MXCONV_DEVICE="gpu")
+    result = subprocess.run(
+        [sys.executable, "-m", "mxconv.cli", "serve"],
+        env={**__import__("os").environ, "MXCONV_DEVICE": "gpu:1", "MXCONV_PORT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "asks for GPU 1" in result.stderr and "MXCONV_DEVICE=cpu" in result.stderr
