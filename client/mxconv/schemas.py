@@ -3,7 +3,7 @@ parses responses with them, and /openapi.json is generated from them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -77,12 +77,12 @@ OutTensor = Annotated[
 
 PositiveInt = Annotated[int, Field(ge=1, le=MAX_GEOMETRY)]
 NonNegInt = Annotated[int, Field(ge=0, le=MAX_GEOMETRY)]
-IntPair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
-Padding = Union[
-    NonNegInt,
-    Annotated[list[NonNegInt], Field(min_length=2, max_length=4)],
-    Literal["valid", "same", "full"],
-]
+IntPair = PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
+Padding = (
+    NonNegInt
+    | Annotated[list[NonNegInt], Field(min_length=2, max_length=4)]
+    | Literal["valid", "same", "full"]
+)
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 DType = Literal["float32", "float64"]
 Encoding = Literal["list", "base64"]
