@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -106,3 +108,137 @@ def encode(arr: npt.NDArray[Any], encoding: str = "list") -> Any:
     if encoding == "list":
         return np.asarray(arr).tolist()
     raise ValueError(f"unknown tensor encoding {encoding!r}; use 'list' or 'base64'")
+
+
+# -- binary: .npy files and multipart/form-data ----------------------------------------
+
+#: The media type of one tensor as a NumPy ``.npy`` file; ``Accept`` it to get outputs so.
+NPY_MEDIA_TYPE = "application/x-npy"
+#: The media type of a request that carries tensors as ``.npy`` parts and a JSON ``params`` part.
+MULTIPART_MEDIA_TYPE = "multipart/form-data"
+#: ``.npy`` header dtype strings mxconv accepts, and the wire dtype each one becomes. Explicit,
+#: so no other dtype, and never an object (pickled) array, is ever interpreted.
+NPY_DTYPES: dict[str, np.dtype[Any]] = {
+    "<f4": DTYPES["float32"],
+    "<f8": DTYPES["float64"],
+    ">f4": DTYPES["float32"],  # written on a big-endian machine: byte-swapped on load
+    ">f8": DTYPES["float64"],
+}
+_NPY_MAGIC = b"\x93NUMPY"
+#: numpy's own .npy header reader and writer (untyped, hence Any).
+_npy_format: Any = np.lib.format
+_NPY_MAX_HEADER = 10_000
+
+
+def npy_header(arr: npt.NDArray[Any]) -> bytes:
+    """The ``.npy`` (version 1.0) header for a C-ordered little-endian ``arr``."""
+    buf = io.BytesIO()
+    header = {"descr": arr.dtype.str, "fortran_order": False, "shape": tuple(arr.shape)}
+    _npy_format.write_array_header_1_0(buf, header)
+    return buf.getvalue()
+
+
+def _npy_wire(arr: npt.ArrayLike) -> npt.NDArray[Any]:
+    a = np.asarray(arr)
+    return np.ascontiguousarray(a, dtype=_wire_dtype(a.dtype.name))
+
+
+def npy_parts(arr: npt.ArrayLike) -> tuple[bytes, memoryview]:
+    """``(header, data)`` of ``arr`` as a ``.npy`` file, the data without a copy where the array is
+    already C-ordered little-endian float32/float64. ``b"".join`` them for one file."""
+    data = _npy_wire(arr)
+    return npy_header(data), memoryview(data).cast("B")  # type: ignore[arg-type]
+
+
+def to_npy(arr: npt.ArrayLike) -> bytes:
+    """``arr`` as the bytes of a ``.npy`` file (what ``numpy.save`` writes, version 1.0)."""
+    return b"".join(npy_parts(arr))
+
+
+def from_npy(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
+    """The bytes of a ``.npy`` file to an array, refusing anything but float32/float64.
+
+    Equivalent to ``np.load(..., allow_pickle=False)`` on a dtype whitelist, without its copy:
+    numpy's own parser reads the header, then the array is a view of ``data`` (read-only when
+    ``data`` is). An object dtype, which ``np.load`` would need pickle for, is refused before
+    a byte of the data is looked at.
+    """
+    view = memoryview(data).cast("B")
+    if len(view) < 10 or bytes(view[:6]) != _NPY_MAGIC:
+        raise TensorDecodeError("not a .npy file (it must start with \\x93NUMPY); write it with numpy.save")
+    major = view[6]
+    if major == 1:
+        header_end = 10 + int.from_bytes(view[8:10], "little")
+    elif major in (2, 3):
+        header_end = 12 + int.from_bytes(view[8:12], "little")
+    else:
+        raise TensorDecodeError(f".npy format version {major}.{view[7]} is not supported; use numpy.save")
+    if header_end > min(len(view), _NPY_MAX_HEADER + 12):
+        raise TensorDecodeError(".npy header is truncated or too long")
+    fp = io.BytesIO(bytes(view[:header_end]))
+    try:
+        version = _npy_format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = _npy_format.read_array_header_1_0(fp)
+        else:
+            shape, fortran, dtype = _npy_format.read_array_header_2_0(fp)
+    except (ValueError, SyntaxError, TypeError) as e:
+        raise TensorDecodeError(f"cannot read the .npy header: {e}") from None
+    if dtype.hasobject:
+        raise TensorDecodeError(
+            "the .npy file holds Python objects (a pickled array); mxconv never unpickles. "
+            "Save a numeric array: numpy.save(f, a.astype(numpy.float32))"
+        )
+    wire = NPY_DTYPES.get(dtype.str)
+    if wire is None:
+        raise TensorDecodeError(
+            f".npy dtype {dtype.str!r} ({dtype.name}) is not supported; save it as float32 or float64, "
+            "e.g. numpy.save(f, a.astype(numpy.float32))"
+        )
+    if len(shape) == 0 or any(d < 1 for d in shape):
+        raise TensorDecodeError(f".npy shape {list(shape)}: need at least one dimension, each at least 1")
+    if len(shape) > MAX_RANK:
+        raise TensorDecodeError(f".npy shape {list(shape)}: rank {len(shape)} is over {MAX_RANK}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    payload = view[header_end:]
+    if len(payload) != nbytes:
+        raise TensorDecodeError(
+            f".npy data holds {len(payload)} bytes, but shape {list(shape)} of {dtype.name} needs {nbytes}"
+        )
+    arr = np.frombuffer(payload, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    if arr.dtype != wire or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr, dtype=wire)  # byte swap or Fortran order: one copy
+    return arr
+
+
+def encode_multipart(
+    tensors: Mapping[str, npt.ArrayLike], params: dict[str, Any], boundary: str | None = None
+) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body: one ``.npy`` file part per tensor and a JSON ``params``
+    part, as ``curl -F x=@x.npy -F 'params={...}'`` sends it. Returns ``(body, content_type)``.
+
+    The body is assembled with one copy of each tensor's bytes (``bytes.join``).
+    """
+    import json
+    import secrets
+
+    boundary = boundary or f"mxconv-{secrets.token_hex(16)}"
+    marker = f"--{boundary}\r\n".encode()
+    chunks: list[bytes | memoryview] = [
+        marker,
+        b'Content-Disposition: form-data; name="params"\r\nContent-Type: application/json\r\n\r\n',
+        json.dumps(params, separators=(",", ":")).encode(),
+        b"\r\n",
+    ]
+    for name, value in tensors.items():
+        header, data = npy_parts(value)
+        chunks += [
+            marker,
+            f'Content-Disposition: form-data; name="{name}"; filename="{name}.npy"\r\n'.encode(),
+            f"Content-Type: {NPY_MEDIA_TYPE}\r\n\r\n".encode(),
+            header,
+            data,
+            b"\r\n",
+        ]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"{MULTIPART_MEDIA_TYPE}; boundary={boundary}"

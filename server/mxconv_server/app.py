@@ -9,7 +9,7 @@ import orjson
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
-from . import __version__, errors, middleware
+from . import __version__, binary, errors, middleware
 from .compute import device
 from .config import Settings
 
@@ -62,4 +62,5 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> OpenAPI:
     app.register_api(conv.bp)
     app.register_api(meta.bp)
     meta.register_spec_route(app)
+    binary.document(app)  # last: after every blueprint is registered
     return app

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Request, Response, g, request
 
+from . import binary
 from .errors import ApiError
 
 log = logging.getLogger("mxconv.access")
@@ -64,11 +65,22 @@ def _parse_json_body(app: Flask) -> None:
         raise ApiError(415, f"Content-Type {mimetype!r} is not accepted here; send one of {sorted(accepted)}")
     if mimetype == "application/json":
         request.get_json(force=True, cache=True)  # MxconvRequest turns a parse error into 400
+    elif mimetype == binary.MULTIPART:
+        # .npy parts + a JSON params part become the dict a JSON body would have given, so the
+        # view's pydantic model validates both transports the same way.
+        request.set_body(binary.form_body(request))  # type: ignore[attr-defined]
 
 
 class MxconvRequest(Request):
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         raise ApiError(400, f"request body is not valid JSON: {e}")
+
+    def set_body(self, obj: Any) -> None:
+        """Stand ``obj`` in for the parsed JSON body (what views and flask-openapi3 read)."""
+        self._cached_json = (obj, obj)
+
+    def _get_file_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return binary.file_stream(*args, **kwargs)
 
 
 def register(app: Flask) -> None:

@@ -11,6 +11,7 @@ from flask import current_app
 from mxconv import tensors
 from mxconv.schemas import ErrorResponse
 
+from .. import binary
 from ..compute.conv import Conv2dPlan, check_budget
 from ..compute.errors import OverBudget
 from ..config import Settings
@@ -21,6 +22,7 @@ T = TypeVar("T")
 COMPUTE_ERRORS: dict[int, Any] = {
     400: ErrorResponse,
     401: ErrorResponse,
+    406: ErrorResponse,
     413: ErrorResponse,
     415: ErrorResponse,
     422: ErrorResponse,
@@ -63,7 +65,8 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
 
 def tensor_result(y: np.ndarray, encoding: str, flops: int, elapsed_ms: float) -> dict[str, Any]:
     return {
-        "y": encode(y, encoding),
+        # For Accept: application/x-npy, binary.tensor_io sends the array itself: no encoding.
+        "y": y if binary.wants_npy() else encode(y, encoding),
         "shape": list(y.shape),
         "dtype": y.dtype.name,
         "flops": flops,

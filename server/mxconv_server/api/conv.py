@@ -13,6 +13,7 @@ from mxconv.schemas import (
     TensorResult,
 )
 
+from .. import binary
 from ..compute import conv
 from . import common
 
@@ -20,7 +21,8 @@ bp = APIBlueprint("conv", __name__, url_prefix="/v1", abp_tags=[Tag(name="convol
 
 
 @bp.post("/conv2d", responses={200: TensorResult, **common.COMPUTE_ERRORS})
-def conv2d(body: Conv2dRequest) -> dict[str, Any]:
+@binary.tensor_io
+def conv2d(body: Conv2dRequest) -> Any:
     """2-D cross-correlation (flip=false) or convolution (flip=true), with padding, stride,
     dilation, groups, channels, batches and bias."""
     common.check_inputs(x=body.x, weight=body.weight, bias=body.bias)
@@ -51,7 +53,8 @@ def conv2d(body: Conv2dRequest) -> dict[str, Any]:
 
 
 @bp.post("/corr2d", responses={200: TensorResult, **common.COMPUTE_ERRORS})
-def corr2d(body: Corr2dRequest) -> dict[str, Any]:
+@binary.tensor_io
+def corr2d(body: Corr2dRequest) -> Any:
     """The seed's corr2d: valid cross-correlation of a 2-D input with a 2-D kernel."""
     common.check_inputs(x=body.x, kernel=body.kernel)
     plan = conv.plan_corr2d(body.x.shape, body.kernel.shape)
@@ -63,7 +66,8 @@ def corr2d(body: Corr2dRequest) -> dict[str, Any]:
 
 
 @bp.post("/channel-mix", responses={200: ChannelMixResult, **common.COMPUTE_ERRORS})
-def channel_mix(body: ChannelMixRequest) -> dict[str, Any]:
+@binary.tensor_io
+def channel_mix(body: ChannelMixRequest) -> Any:
     """A 1x1 convolution mixing C channels into O; optionally the matrix view Y' = W X'."""
     common.check_inputs(x=body.x, weight=body.weight, bias=body.bias)
     plan = conv.plan_channel_mix(

@@ -20,7 +20,7 @@ from . import common
 bp = APIBlueprint("meta", __name__, url_prefix="/v1", abp_tags=[Tag(name="service")])
 
 ReadyCheck = Callable[[], None]
-FEATURES = ["conv2d", "corr2d", "channel-mix", "base64-tensors"]
+FEATURES = ["conv2d", "corr2d", "channel-mix", "base64-tensors", "npy-tensors"]
 
 
 def ready_checks(app: Flask) -> dict[str, ReadyCheck]:

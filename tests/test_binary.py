@@ -1,0 +1,312 @@
+"""The binary transport: .npy parts in, .npy out, on every compute endpoint, with JSON's limits."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import mxconv
+import numpy as np
+import pytest
+import requests
+from mxconv import tensors
+from mxconv.client import BINARY_MIN_ELEMENTS
+from mxconv_server.app import create_app
+
+from . import oracle
+
+NPY = "application/x-npy"
+
+
+def npy(a: np.ndarray) -> bytes:
+    """What numpy.save writes: the test builds files with numpy itself, not with mxconv."""
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def form(**parts: object) -> dict:
+    """A werkzeug test-client multipart body: arrays as .npy file parts, the rest as params."""
+    data: dict = {}
+    params = {k: v for k, v in parts.items() if not isinstance(v, (np.ndarray, bytes))}
+    for name, value in parts.items():
+        if isinstance(value, np.ndarray):
+            data[name] = (io.BytesIO(npy(value)), f"{name}.npy")
+        elif isinstance(value, bytes):
+            data[name] = (io.BytesIO(value), f"{name}.npy")
+    if params:
+        data["params"] = json.dumps(params)
+    return data
+
+
+def post(client, path: str, accept: str = "application/json", **parts: object):
+    return client.post(
+        path, data=form(**parts), content_type="multipart/form-data", headers={"Accept": accept}
+    )
+
+
+# -- the npy codec (client/mxconv/tensors.py) -------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<f8", ">f4", ">f8"])
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4), (2, 3, 4, 5), (1, 1, 1, 1)])
+def test_from_npy_reads_what_numpy_saves(dtype: str, shape: tuple[int, ...]) -> None:
+    a = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    b = tensors.from_npy(npy(a))
+    assert b.dtype == np.dtype(dtype).newbyteorder("<") and b.shape == shape
+    np.testing.assert_array_equal(b, a)
+
+
+def test_from_npy_fortran_order_and_version_2() -> None:
+    a = np.asfortranarray(np.arange(12, dtype="<f4").reshape(3, 4))
+    np.testing.assert_array_equal(tensors.from_npy(npy(a)), a)
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, a, version=(2, 0))
+    np.testing.assert_array_equal(tensors.from_npy(buf.getvalue()), a)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_to_npy_is_what_numpy_loads(dtype: str) -> None:
+    a = np.random.default_rng(1).standard_normal((2, 3, 4)).astype(dtype)
+    b = np.load(io.BytesIO(tensors.to_npy(a)), allow_pickle=False)
+    assert b.dtype == a.dtype
+    np.testing.assert_array_equal(b, a)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"not an npy file at all", "not a .npy file"),
+        (b"", "not a .npy file"),
+        (npy(np.arange(4, dtype=np.int64)), "int64"),
+        (npy(np.zeros((2, 0), np.float32)), "at least 1"),
+        (npy(np.float32(3.0)), "at least one dimension"),
+        (npy(np.zeros((1, 1, 1, 1, 2), np.float32)), "rank 5"),
+        (npy(np.zeros((4, 4), np.float32))[:-8], "needs 64"),
+    ],
+)
+def test_from_npy_refuses(payload: bytes, message: str) -> None:
+    with pytest.raises(tensors.TensorDecodeError, match=message):
+        tensors.from_npy(payload)
+
+
+def pickled_npy() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"evil": 1}, None], dtype=object), allow_pickle=True)
+    return buf.getvalue()
+
+
+def test_from_npy_never_unpickles() -> None:
+    with pytest.raises(tensors.TensorDecodeError, match="pickled"):
+        tensors.from_npy(pickled_npy())
+
+
+# -- the server, through Flask's test client ----------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "padding"),
+    [((5, 6), (2, 3), 0), ((3, 9, 9), (4, 3, 3, 3), 1), ((2, 4, 8, 7), (6, 4, 1, 1), 0)],
+)
+def test_conv2d_npy_in_npy_out(client, dtype: str, x_shape, w_shape, padding: int) -> None:
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    resp = post(client, "/v1/conv2d", accept=NPY, x=x, weight=w, padding=padding, dtype=dtype)
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.mimetype == NPY
+    y = np.load(io.BytesIO(resp.data), allow_pickle=False)
+    x4 = x.reshape((1,) * (4 - x.ndim) + x.shape)
+    expected = oracle.conv2d(x4, w.reshape((1,) * (4 - w.ndim) + w.shape), pads=(padding,) * 4)
+    np.testing.assert_allclose(y.reshape(expected.shape), expected, rtol=1e-4, atol=1e-3)
+    assert y.dtype == np.dtype(dtype)
+    assert resp.headers["X-Tensor-Shape"] == ",".join(map(str, y.shape))
+    assert resp.headers["X-Tensor-Dtype"] == dtype
+    assert int(resp.headers["X-Flops"]) > 0 and float(resp.headers["X-Elapsed-Ms"]) >= 0
+
+
+def test_npy_in_json_out_matches_json_in(client) -> None:
+    x = np.arange(9, dtype=np.float32).reshape(3, 3)
+    k = np.array([[0, 1], [2, 3]], np.float32)
+    resp = post(client, "/v1/corr2d", x=x, kernel=k)
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    assert resp.get_json()["y"] == [[19, 25], [37, 43]]
+
+
+def test_json_in_npy_out(client) -> None:
+    resp = client.post(
+        "/v1/corr2d",
+        json={"x": [[0, 1, 2], [3, 4, 5], [6, 7, 8]], "kernel": [[0, 1], [2, 3]]},
+        headers={"Accept": NPY},
+    )
+    assert resp.mimetype == NPY
+    np.testing.assert_array_equal(np.load(io.BytesIO(resp.data)), [[19, 25], [37, 43]])
+
+
+def test_channel_mix_binary_and_matrix_view_needs_json(client) -> None:
+    x = np.random.default_rng(3).standard_normal((3, 4, 4)).astype(np.float32)
+    w = np.array([[1, 1, 0], [0, 1, -1]], np.float32)
+    resp = post(client, "/v1/channel-mix", accept=NPY, x=x, weight=w)
+    np.testing.assert_allclose(np.load(io.BytesIO(resp.data)), np.einsum("oc,chw->ohw", w, x), atol=1e-5)
+    resp = post(client, "/v1/channel-mix", accept=NPY, x=x, weight=w, matrix_view=True)
+    assert resp.status_code == 406 and resp.get_json()["error"]["code"] == "not_acceptable"
+    resp = post(client, "/v1/channel-mix", x=x, weight=w, matrix_view=True)
+    assert resp.status_code == 200 and "matrix_view" in resp.get_json()
+
+
+def test_pickled_npy_is_refused_with_a_clear_message(client) -> None:
+    resp = post(client, "/v1/conv2d", x=pickled_npy(), weight=np.ones((2, 2), np.float32))
+    assert resp.status_code == 422
+    err = resp.get_json()["error"]
+    assert "pickled" in err["message"] and err["details"][0]["loc"] == ["x"]
+
+
+def test_pydantic_still_validates_multipart(client) -> None:
+    resp = post(
+        client, "/v1/conv2d", x=np.ones((3, 3), np.float32), weight=np.ones((2, 2), np.float32), stride=0
+    )
+    assert resp.status_code == 422 and resp.get_json()["error"]["details"][0]["loc"][0] == "stride"
+    resp = post(
+        client, "/v1/conv2d", x=np.ones((3, 3), np.float32), weight=np.ones((2, 2), np.float32), bogus=1
+    )
+    assert resp.status_code == 422 and "bogus" in resp.get_json()["error"]["message"]
+    resp = post(
+        client, "/v1/conv2d", x=np.full((3, 3), np.nan, np.float32), weight=np.ones((2, 2), np.float32)
+    )
+    assert resp.status_code == 422 and "finite" in resp.get_json()["error"]["message"]
+
+
+def test_bad_params_part(client) -> None:
+    data = {"x": (io.BytesIO(npy(np.ones((3, 3)))), "x.npy"), "params": "{not json"}
+    resp = client.post("/v1/corr2d", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 422 and resp.get_json()["error"]["message"].startswith("params:")
+    data = {"x": (io.BytesIO(npy(np.ones((3, 3)))), "x.npy"), "params": json.dumps({"x": [[1]]})}
+    resp = client.post("/v1/corr2d", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 422 and "given twice" in resp.get_json()["error"]["message"]
+
+
+def test_oversize_body_is_413(tmp_path) -> None:
+    app = create_app({"data_dir": tmp_path, "max_body_bytes": 64 * 1024})
+    x = np.zeros((128, 128), np.float32)  # 64 KiB of data + the header: over the limit
+    resp = post(app.test_client(), "/v1/corr2d", x=x, kernel=np.ones((2, 2), np.float32))
+    assert resp.status_code == 413
+    assert "MXCONV_MAX_BODY_BYTES" in resp.get_json()["error"]["message"]
+
+
+def test_over_element_and_flop_limits_are_413(tmp_path) -> None:
+    app = create_app({"data_dir": tmp_path, "max_tensor_elements": 100, "max_flops": 10**9})
+    resp = post(app.test_client(), "/v1/corr2d", x=np.zeros((11, 11), np.float32), kernel=np.ones((2, 2)))
+    assert resp.status_code == 413 and "MXCONV_MAX_TENSOR_ELEMENTS" in resp.get_json()["error"]["message"]
+    app = create_app({"data_dir": tmp_path, "max_flops": 1000})
+    resp = post(app.test_client(), "/v1/corr2d", x=np.zeros((30, 30), np.float32), kernel=np.ones((3, 3)))
+    assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "over_budget"
+
+
+def test_other_content_types_still_415(client) -> None:
+    resp = client.post("/v1/conv2d", data=npy(np.ones((2, 2))), content_type=NPY)
+    assert resp.status_code == 415 and "multipart/form-data" in resp.get_json()["error"]["message"]
+
+
+def test_openapi_describes_the_multipart_form(client) -> None:
+    spec = client.get("/openapi.json").get_json()
+    for path in ("/v1/conv2d", "/v1/corr2d", "/v1/channel-mix"):
+        op = spec["paths"][path]["post"]
+        form_schema = op["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert form_schema["properties"]["params"]["type"] == "string"
+        assert form_schema["properties"]["x"]["format"] == "binary"
+        assert NPY in op["responses"]["200"]["content"]
+
+
+# -- the client's choice of transport ------------------------------------------------------
+
+
+class Recorder(requests.Session):
+    """A session that records what the client sends, and sends it on to Flask's test client."""
+
+    def __init__(self, flask_client) -> None:
+        super().__init__()
+        self.flask = flask_client
+        self.sent: list[dict] = []
+
+    def request(self, method, url, **kwargs):  # type: ignore[override]
+        self.sent.append(kwargs)
+        path = url.split("://", 1)[1].split("/", 1)[1]
+        r = self.flask.open(
+            "/" + path,
+            method=method,
+            json=kwargs.get("json"),
+            data=kwargs.get("data"),
+            headers=kwargs.get("headers"),
+        )
+        resp = requests.Response()
+        resp.status_code = r.status_code
+        resp.headers.update(r.headers)
+        resp._content, resp._content_consumed = r.data, True
+        return resp
+
+
+def test_client_chooses_binary_above_the_threshold(client) -> None:
+    session = Recorder(client)
+    api = mxconv.Client("http://test", session=session)
+    small = np.ones((8, 8))
+    y = api.conv2d(small, np.ones((2, 2)))
+    assert "json" in session.sent[-1] and session.sent[-1]["json"] is not None
+    np.testing.assert_array_equal(y, np.full((7, 7), 4.0))
+
+    side = int(np.sqrt(BINARY_MIN_ELEMENTS)) + 1  # just over the threshold
+    x = np.random.default_rng(4).standard_normal((side, side))
+    result = api.conv2d_result(x, np.ones((3, 3)), padding="same")
+    sent = session.sent[-1]
+    assert sent.get("json") is None and sent["headers"]["Content-Type"].startswith("multipart/form-data")
+    assert sent["headers"]["Accept"] == NPY
+    np.testing.assert_allclose(
+        result.y, oracle.conv2d(x[None, None], np.ones((1, 1, 3, 3)), pads=(1,) * 4)[0, 0], atol=1e-3
+    )
+    assert result.flops == 2 * 9 * side * side and result.dtype == "float32"
+
+    forced = mxconv.Client("http://test", session=session, transport="binary")
+    np.testing.assert_array_equal(forced.corr2d(np.eye(3), np.ones((2, 2))), [[2, 1], [1, 2]])
+    assert session.sent[-1]["headers"]["Accept"] == NPY
+
+
+@pytest.mark.parametrize("transport", ["lists", "base64", "binary"])
+def test_every_transport_gives_the_same_answer(client, transport: str) -> None:
+    api = mxconv.Client("http://test", session=Recorder(client), transport=transport)  # type: ignore[arg-type]
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    y = api.conv2d(x, w, b, padding=1, dtype="float64")
+    np.testing.assert_allclose(y, oracle.conv2d(x, w, b, pads=(1,) * 4), rtol=1e-10, atol=1e-10)
+    mix = api.channel_mix(x, rng.standard_normal((2, 3)), matrix_view=True)
+    assert mix.matrix_view is not None and mix.y.shape == (2, 2, 9, 9)
+
+
+def test_bad_transport_name() -> None:
+    with pytest.raises(ValueError, match="transport"):
+        mxconv.Client(transport="pickle")  # type: ignore[arg-type]
+
+
+# -- against a live gunicorn server --------------------------------------------------------
+
+
+def test_live_binary_round_trip_and_curl_style_upload(live_server) -> None:
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 8, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    api = mxconv.Client(live_server.url)
+    result = api.conv2d_result(x, w, padding=1)  # 16k input elements: binary by default
+    np.testing.assert_allclose(result.y, oracle.conv2d(x, w, pads=(1,) * 4), rtol=1e-4, atol=1e-3)
+    # What curl -F sends: application/octet-stream parts named after files on disk.
+    files = {
+        "x": ("x.npy", npy(x), "application/octet-stream"),
+        "weight": ("w.npy", npy(w), "application/octet-stream"),
+        "params": (None, json.dumps({"padding": 1})),
+    }
+    resp = requests.post(f"{live_server.url}/v1/conv2d", files=files, headers={"Accept": NPY}, timeout=60)
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == NPY
+    np.testing.assert_array_equal(np.load(io.BytesIO(resp.content), allow_pickle=False), result.y)
+    resp = requests.post(
+        f"{live_server.url}/v1/conv2d",
+        files={"x": ("x.npy", pickled_npy()), "weight": ("w.npy", npy(w))},
+        timeout=60,
+    )
+    assert resp.status_code == 422 and "pickled" in resp.json()["error"]["message"]
