@@ -250,14 +250,14 @@ def test_client_chooses_binary_above_the_threshold(client) -> None:
     api = mxconv.Client("http://test", session=session)
     small = np.ones((8, 8))
     y = api.conv2d(small, np.ones((2, 2)))
-    assert "json" in session.sent[-1] and session.sent[-1]["json"] is not None
+    assert session.sent[-1]["headers"]["Content-Type"] == "application/json"
     np.testing.assert_array_equal(y, np.full((7, 7), 4.0))
 
     side = int(np.sqrt(BINARY_MIN_ELEMENTS)) + 1  # just over the threshold
     x = np.random.default_rng(4).standard_normal((side, side))
     result = api.conv2d_result(x, np.ones((3, 3)), padding="same")
     sent = session.sent[-1]
-    assert sent.get("json") is None and sent["headers"]["Content-Type"].startswith("multipart/form-data")
+    assert sent["headers"]["Content-Type"].startswith("multipart/form-data")
     assert sent["headers"]["Accept"] == NPY
     np.testing.assert_allclose(
         result.y, oracle.conv2d(x[None, None], np.ones((1, 1, 3, 3)), pads=(1,) * 4)[0, 0], atol=1e-3

@@ -9,7 +9,6 @@ Two JSON forms travel on the wire:
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
 from collections.abc import Mapping
@@ -17,6 +16,10 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+# SIMD base64 (libbase64): on a 6 MB tensor, encode 4 ms and decode 4 ms where the standard
+# library takes 16 and 22 (measured), which is most of what base64 JSON costs end to end.
+import pybase64
 
 WireDType = Literal["float32", "float64"]
 #: dtypes that travel on the wire, by name; the byte order is always little-endian.
@@ -61,7 +64,7 @@ def from_b64(value: dict[str, Any]) -> npt.NDArray[Any]:
     try:
         dtype = _wire_dtype(str(value["dtype"]))
         shape = tuple(int(d) for d in value["shape"])
-        raw = base64.b64decode(value["b64"], validate=True)
+        raw = pybase64.b64decode(value["b64"], validate=True)
     except KeyError as e:
         raise TensorDecodeError(f"base64 tensor needs 'dtype', 'shape' and 'b64'; missing {e}") from None
     except (TypeError, ValueError, binascii.Error):
@@ -98,7 +101,8 @@ def decode(value: Any, *, require_finite: bool = True) -> npt.NDArray[Any]:
 def to_b64(arr: npt.NDArray[Any]) -> dict[str, Any]:
     dtype = _wire_dtype(arr.dtype.name)
     data = np.ascontiguousarray(arr, dtype=dtype)
-    return {"dtype": dtype.name, "shape": list(data.shape), "b64": base64.b64encode(data.tobytes()).decode()}
+    text = pybase64.b64encode(memoryview(data).cast("B")).decode("ascii")  # type: ignore[arg-type]
+    return {"dtype": dtype.name, "shape": list(data.shape), "b64": text}
 
 
 def encode(arr: npt.NDArray[Any], encoding: str = "list") -> Any:
@@ -242,3 +246,72 @@ def encode_multipart(
         ]
     chunks.append(f"--{boundary}--\r\n".encode())
     return b"".join(chunks), f"{MULTIPART_MEDIA_TYPE}; boundary={boundary}"
+
+
+#: Most parts a multipart body may have (Flask's MAX_FORM_PARTS default).
+MAX_MULTIPART_PARTS = 1000
+
+
+class MultipartPart:
+    """One part of a multipart body: its name, filename (None for a text field), content type
+    and data, a memoryview into the body (no copy)."""
+
+    __slots__ = ("name", "filename", "content_type", "data")
+
+    def __init__(self, name: str, filename: str | None, content_type: str, data: memoryview) -> None:
+        self.name = name
+        self.filename = filename
+        self.content_type = content_type
+        self.data = data
+
+
+def decode_multipart(body: bytes, boundary: str) -> list[MultipartPart]:
+    """Split a ``multipart/form-data`` body (RFC 7578) into its parts, each a view of ``body``.
+
+    The whole body is in memory already (its size is capped before it is read), so one
+    ``bytes.find`` per part beats a streaming parser fed in small pieces, and the ``.npy`` parts
+    reach ``np.frombuffer`` without being copied.
+    """
+    from email.message import Message
+
+    if not boundary or len(boundary) > 200:
+        raise TensorDecodeError("multipart body: missing or invalid boundary in Content-Type")
+    delim = b"--" + boundary.encode("latin-1")
+    view = memoryview(body)
+    pos = body.find(delim)
+    if pos < 0:
+        raise TensorDecodeError("multipart body: the boundary from Content-Type never occurs in it")
+    parts: list[MultipartPart] = []
+    while True:
+        pos += len(delim)
+        if body[pos : pos + 2] == b"--":
+            return parts  # the close delimiter; anything after it is epilogue
+        line_end = body.find(b"\r\n", pos)
+        head_end = body.find(b"\r\n\r\n", line_end) if line_end >= 0 else -1
+        if head_end < 0:
+            raise TensorDecodeError("multipart body: a part's headers do not end (no blank line)")
+        data_end = body.find(b"\r\n" + delim, head_end + 4)
+        if data_end < 0:
+            raise TensorDecodeError("multipart body is truncated: a part has no closing boundary")
+        headers = Message()
+        for line in body[line_end + 2 : head_end].split(b"\r\n"):
+            key, sep, value = line.decode("utf-8", "replace").partition(":")
+            if sep:
+                headers[key.strip()] = value.strip()
+        name = headers.get_param("name", header="content-disposition")
+        filename = headers.get_param("filename", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            raise TensorDecodeError(
+                'multipart body: a part has no Content-Disposition name (form-data; name="x")'
+            )
+        parts.append(
+            MultipartPart(
+                name,
+                filename if isinstance(filename, str) else None,
+                headers.get_content_type() if "content-type" in headers else "text/plain",
+                view[head_end + 4 : data_end],
+            )
+        )
+        if len(parts) > MAX_MULTIPART_PARTS:
+            raise TensorDecodeError(f"multipart body has more than {MAX_MULTIPART_PARTS} parts")
+        pos = data_end + 2

@@ -45,3 +45,11 @@ class Settings(BaseSettings):
         if self.omp_threads:
             return self.omp_threads
         return max(1, (os.cpu_count() or 1) // self.workers)
+
+    def worker_env(self) -> dict[str, str]:
+        """The environment one worker computes with; set before MXNet loads (gunicorn_conf,
+        benchmarks). The measurements behind each value are in gunicorn_conf.py."""
+        return {
+            "OMP_NUM_THREADS": str(self.threads_per_worker()),
+            "OMP_WAIT_POLICY": "passive",
+        }

@@ -26,8 +26,8 @@ preload_app = False
 # OpenMP reads these when MXNet loads, so set them here in the master before any fork.
 # Spin-waiting OpenMP threads starve the other workers (DESIGN.md: 283 vs 2,592 small req/s),
 # hence cores/workers threads with a passive wait policy.
-os.environ.setdefault("OMP_NUM_THREADS", str(_settings.threads_per_worker()))
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+for _key, _value in _settings.worker_env().items():
+    os.environ.setdefault(_key, _value)
 
 
 def post_fork(server: Any, worker: Any) -> None:
@@ -43,4 +43,6 @@ def post_fork(server: Any, worker: Any) -> None:
     from mxconv_server.compute.mx import mxnet
 
     mxnet.random.seed(seed)
+
+
 control_socket_disable = True  # several services (and tests) may share this host

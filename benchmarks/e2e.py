@@ -1,0 +1,132 @@
+"""Sections 2 and 4: the service end to end through the client, and peak worker RSS."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import mxconv
+import numpy as np
+
+from .common import CASES, LARGEST, Case, Report, Server, interleaved_ms, mxconv_server, reps_for
+
+TRANSPORTS = ("binary", "base64", "lists")
+TARGET = {"binary": 1.3, "base64": 2.0}
+
+
+def _call(client: mxconv.Client, case: Case, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return client.conv2d(x, w, padding=case.padding)
+
+
+def run(report: Report, threads: int, env: dict[str, str], quick: bool = False) -> None:
+    """Each case in each transport against a live server, interleaved with the same call
+    in-process, so every ratio compares times taken under the same load."""
+    from .inprocess import competitors
+
+    with mxconv_server(env) as server:
+        for case in CASES:
+            x, w = case.arrays()
+            local = competitors(case, threads)["mxconv"]
+            clients = {t: mxconv.Client(server.url, transport=t) for t in TRANSPORTS}  # type: ignore[arg-type]
+            calls = {t: functools.partial(_call, clients[t], case, x, w) for t in TRANSPORTS}
+            expected = local()
+            for t, call in calls.items():
+                assert np.allclose(call(), expected, rtol=1e-4, atol=1e-3), f"{t} disagrees"
+            # Binary and base64 interleaved with in-process; lists (seconds per call on the large
+            # cases) in their own round, again against in-process.
+            fast = {"in-process": local, "binary": calls["binary"], "base64": calls["base64"]}
+            first = interleaved_ms(fast, reps=1, warmup=1)
+            per_round = sum(first.values())
+            ms = interleaved_ms(fast, reps=reps_for(per_round, 600 if quick else 6000, lo=5, hi=25), warmup=0)
+            first_lists = interleaved_ms({"lists": calls["lists"]}, reps=1, warmup=0)["lists"]
+            slow = interleaved_ms(
+                {"in-process": local, "lists": calls["lists"]},
+                reps=reps_for(first_lists, 300 if quick else 4000, lo=3, hi=15),
+                warmup=0,
+            )
+            for t in TRANSPORTS:
+                base = (slow if t == "lists" else ms)["in-process"]
+                took = (slow if t == "lists" else ms)[t]
+                ratio = took / base
+                target = ""
+                if case.name in LARGEST and t in TARGET:
+                    verdict = report.target(
+                        f"end-to-end {t} {case.name} <= {TARGET[t]}x in-process",
+                        ratio <= TARGET[t],
+                        f"{ratio:.2f}x ({took:.2f} vs {base:.2f} ms in-process)",
+                    )
+                    target = f"<={TARGET[t]} {verdict}"
+                report.add(
+                    "2 end-to-end",
+                    case.label,
+                    f"client, {t}",
+                    f"{took:.3f} ms",
+                    f"in-process {base:.3f} ms",
+                    f"{ratio:.2f}",
+                    target,
+                )
+
+
+# -- section 4 -----------------------------------------------------------------------------
+
+
+def _status(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def _reset_peak(pid: int) -> bool:
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def rss(report: Report, env: dict[str, str]) -> None:
+    """Peak RSS of the worker that serves each large case (binary transport), above its RSS
+    just before, against 3x the bytes of the case's inputs and outputs."""
+    with mxconv_server(env) as server:
+        client = mxconv.Client(server.url, transport="binary")
+        for _ in range(4):  # every worker loads MXNet and answers once: that is the baseline
+            client.corr2d(np.eye(3), np.ones((2, 2)))
+        for case in CASES:
+            if not case.large:
+                continue
+            x, w = case.arrays()
+            workers = server.workers()
+            resettable = all(_reset_peak(p) for p in workers)
+            base = {p: _status(p, "VmRSS") for p in workers}
+            peak_before = {p: _status(p, "VmHWM") for p in workers}
+            y = None
+            for _ in range(3):
+                y = client.conv2d(x, w, padding=case.padding)
+            assert y is not None
+            growth = max(_status(p, "VmHWM") - (base[p] if resettable else peak_before[p]) for p in workers)
+            io_bytes = x.nbytes + w.nbytes + y.nbytes
+            limit = 3 * io_bytes
+            verdict = report.target(
+                f"peak RSS {case.name} <= baseline + 3x I/O bytes",
+                growth <= limit,
+                f"+{growth / 2**20:.1f} MiB vs {limit / 2**20:.1f} MiB allowed",
+            )
+            report.add(
+                "4 worker RSS",
+                case.label,
+                "peak - baseline (binary)",
+                f"{growth / 2**20:.1f} MiB",
+                f"3x I/O {limit / 2**20:.1f} MiB",
+                f"{growth / limit:.2f}",
+                f"<=1.0 {verdict}",
+            )
+            if not resettable:
+                report.notes.append("RSS: /proc/PID/clear_refs not writable; peak is since worker start")
+
+
+def server_for_profile(env: dict[str, str]) -> object:
+    return mxconv_server(env)
+
+
+__all__ = ["Server", "run", "rss"]
