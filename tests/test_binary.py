@@ -310,3 +310,78 @@ def test_live_binary_round_trip_and_curl_style_upload(live_server) -> None:
         timeout=60,
     )
     assert resp.status_code == 422 and "pickled" in resp.json()["error"]["message"]
+
+
+# -- the multipart splitter (client/mxconv/tensors.py) -------------------------------------
+
+
+def test_decode_multipart_round_trip_with_preamble_and_epilogue() -> None:
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    body, content_type = tensors.encode_multipart({"x": x}, {"padding": 1}, boundary="b0und")
+    assert content_type == "multipart/form-data; boundary=b0und"
+    parts = tensors.decode_multipart(b"preamble\r\n" + body + b"epilogue", "b0und")
+    assert [(p.name, p.filename) for p in parts] == [("params", None), ("x", "x.npy")]
+    assert json.loads(bytes(parts[0].data)) == {"padding": 1}
+    np.testing.assert_array_equal(tensors.from_npy(parts[1].data), x)
+    assert parts[1].content_type == NPY
+
+
+def test_client_aligns_npy_data_in_the_body() -> None:
+    """The array bytes start 64-byte aligned within the body, so the server's view of them is
+    aligned and reaches MXNet without a copy."""
+    arrays = {"x": np.ones((2, 3, 5), np.float32), "weight": np.ones((7,), np.float64)}
+    body, content_type = tensors.encode_multipart(arrays, {"dtype": "float64"})
+    base = np.frombuffer(body, np.uint8).ctypes.data
+    for part in tensors.decode_multipart(body, content_type.split("boundary=")[1])[1:]:
+        arr = tensors.from_npy(part.data)
+        assert (arr.ctypes.data - base) % 64 == 0
+        np.testing.assert_array_equal(arr, arrays[part.name])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"no boundary here", "never occurs"),
+        (b"--b\r\nContent-Disposition: form-data; name=x\r\n", "headers do not end"),
+        (b"--b\r\nContent-Disposition: form-data; name=x\r\n\r\ndata without end", "truncated"),
+        (b"--b\r\nContent-Type: text/plain\r\n\r\nv\r\n--b--\r\n", "no Content-Disposition name"),
+    ],
+)
+def test_decode_multipart_refuses(body: bytes, message: str) -> None:
+    with pytest.raises(tensors.TensorDecodeError, match=message):
+        tensors.decode_multipart(body, "b")
+
+
+def test_malformed_multipart_is_400(client) -> None:
+    resp = client.post(
+        "/v1/conv2d",
+        data=b"--zz\r\nContent-Disposition: form-data; name=x\r\n\r\nno end",
+        content_type="multipart/form-data; boundary=zz",
+    )
+    assert resp.status_code == 400 and "truncated" in resp.get_json()["error"]["message"]
+    resp = client.post("/v1/conv2d", data=b"x", content_type="multipart/form-data")
+    assert resp.status_code == 400 and "boundary" in resp.get_json()["error"]["message"]
+
+
+def test_text_parts_are_json_values(client) -> None:
+    """curl -F 'x=[[0,1,2],...]' -F 'kernel=...' : plain text parts, read as JSON."""
+    data = {"x": "[[0,1,2],[3,4,5],[6,7,8]]", "kernel": "[[0,1],[2,3]]", "dtype": "float64"}
+    resp = client.post("/v1/corr2d", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 200 and resp.get_json()["y"] == [[19, 25], [37, 43]]
+    assert resp.get_json()["dtype"] == "float64"
+
+
+def test_live_chunked_upload(live_server) -> None:
+    """A body without Content-Length (chunked) still parses, under the same body limit."""
+    x = np.arange(9, dtype=np.float32).reshape(3, 3)
+    body, content_type = tensors.encode_multipart(
+        {"x": x, "kernel": np.array([[0, 1], [2, 3]], np.float32)}, {}
+    )
+    resp = requests.post(
+        f"{live_server.url}/v1/corr2d",
+        data=iter([body[:100], body[100:]]),  # a generator: requests sends it chunked
+        headers={"Content-Type": content_type, "Accept": NPY},
+        timeout=60,
+    )
+    assert resp.status_code == 200, resp.text
+    np.testing.assert_array_equal(np.load(io.BytesIO(resp.content)), [[19, 25], [37, 43]])

@@ -294,8 +294,8 @@ def conv2d(
     # The weight is always copied: in inference, MXNet's oneDNN convolution reorders its
     # weight NDArray in place into a blocked layout, so a zero-copy weight would scribble over
     # the caller's numpy array (measured: it does). Weights are small; the copy costs ~nothing.
-    weight = nd.array(w4, ctx=ctx, dtype=dtype)
-    bias_nd = None if b_np is None else nd.array(b_np.reshape(-1), ctx=ctx, dtype=dtype)
+    weight = _owned_copy(w4, dtype, ctx)
+    bias_nd = None if b_np is None else _owned_copy(b_np.reshape(-1), dtype, ctx)
     data = _input(x_np.reshape(plan.x_shape), dtype, ctx)
     top, bottom, left, right = plan.pads
     symmetric = top == bottom and left == right
@@ -361,6 +361,15 @@ def _input(x: npt.NDArray[Any], dtype: str, ctx: mx.Context) -> Any:
     if x.dtype != np.dtype(dtype) or not x.flags.c_contiguous or x.ctypes.data % x.itemsize:
         x = np.ascontiguousarray(x, dtype=dtype)  # the copy MXNet would have made anyway
     return nd.from_numpy(x.view(), zero_copy=True)
+
+
+def _owned_copy(a: npt.NDArray[Any], dtype: str, ctx: mx.Context) -> Any:
+    """A copy of ``a`` in memory MXNet owns. ``nd.empty`` + ``_sync_copyfrom`` is what
+    ``nd.array`` does, without its generic ``__setitem__`` path: 57 us instead of 130-180 us per
+    array (measured), which is a third of a seed-sized request's compute time."""
+    out = nd.empty(a.shape, ctx=ctx, dtype=dtype)
+    out._sync_copyfrom(np.ascontiguousarray(a, dtype=dtype))
+    return out
 
 
 def _output(shape: tuple[int, ...], dtype: str) -> tuple[npt.NDArray[Any], Any]:
