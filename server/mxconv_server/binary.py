@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, get_type_hints
 
 import numpy as np
-from flask import Flask, Request, Response, current_app, request
+from flask import Flask, Request, Response, current_app, g, request
 from mxconv import tensors
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -55,7 +55,9 @@ def tensor_io(view: F) -> F:
 
 def wants_npy() -> bool:
     """True when the client prefers ``application/x-npy`` to JSON (JSON wins a tie, as for */*)."""
-    return request.accept_mimetypes.best_match([JSON, NPY]) == NPY
+    if "mxconv_wants_npy" not in g:  # asked twice a request; parsing Accept is not free
+        g.mxconv_wants_npy = request.accept_mimetypes.best_match([JSON, NPY]) == NPY
+    return bool(g.mxconv_wants_npy)
 
 
 def npy_response(result: dict[str, Any]) -> Response:

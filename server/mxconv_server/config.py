@@ -52,4 +52,5 @@ class Settings(BaseSettings):
         return {
             "OMP_NUM_THREADS": str(self.threads_per_worker()),
             "OMP_WAIT_POLICY": "passive",
+            "MXNET_ENGINE_TYPE": "NaiveEngine",
         }

@@ -23,9 +23,18 @@ keepalive = 5
 # Every worker imports MXNet itself (no preload): MXNet's engine threads do not survive fork.
 preload_app = False
 
-# OpenMP reads these when MXNet loads, so set them here in the master before any fork.
-# Spin-waiting OpenMP threads starve the other workers (DESIGN.md: 283 vs 2,592 small req/s),
-# hence cores/workers threads with a passive wait policy.
+# Read when MXNet loads, so set here in the master before any fork (Settings.worker_env).
+# Measured on the 2-core benchmark machine (make bench; README "Performance"):
+# - OMP_NUM_THREADS = cores / workers (1 with the default 2 workers). Spin-waiting OpenMP
+#   threads starve the other workers (DESIGN.md: 283 vs 2,592 small req/s). With 2 threads per
+#   worker and passive waiting, the (1,3,224,224)x(64,3,3,3) case took 31 ms against 15 ms with
+#   1 thread once the cores were busy: oversubscribed OpenMP barriers cost more than the second
+#   thread gains. A machine with spare cores per worker gets them (MXCONV_OMP_THREADS overrides).
+# - OMP_WAIT_POLICY=passive: idle OpenMP threads sleep instead of spinning.
+# - MXNET_ENGINE_TYPE=NaiveEngine: a sync worker computes one request at a time, so MXNet's
+#   engine thread only adds a hand-off at every sync point. Under wrk load, py-spy put 41% of a
+#   worker's busy time in NDArray._sync_copyfrom waiting for that thread; with NaiveEngine the
+#   op runs inline, and a seed-sized request costs ~5-10% less CPU (test client, medians).
 for _key, _value in _settings.worker_env().items():
     os.environ.setdefault(_key, _value)
 
