@@ -86,43 +86,54 @@ def _reset_peak(pid: int) -> bool:
 
 
 def rss(report: Report, env: dict[str, str]) -> None:
-    """Peak RSS of the worker that serves each large case (binary transport), above its RSS
-    just before, against 3x the bytes of the case's inputs and outputs."""
-    with mxconv_server(env) as server:
+    """Peak RSS of the worker serving each large case (binary transport) above its RSS just
+    before, against 3x the bytes of the case's inputs and outputs. Two figures per case: the
+    first request of that case on a fresh worker (oneDNN builds its kernels, the allocators
+    grow their pools: a one-time cost) and the steady state (the same case again). The target
+    is judged on the larger of the two."""
+    with mxconv_server({**env, "MXCONV_WORKERS": "1"}) as server:  # one worker: it serves all
         client = mxconv.Client(server.url, transport="binary")
-        for _ in range(4):  # every worker loads MXNet and answers once: that is the baseline
+        for _ in range(2):  # MXNet loaded and answering: the baseline
             client.corr2d(np.eye(3), np.ones((2, 2)))
+        (pid,) = server.workers()
         for case in CASES:
             if not case.large:
                 continue
             x, w = case.arrays()
-            workers = server.workers()
-            resettable = all(_reset_peak(p) for p in workers)
-            base = {p: _status(p, "VmRSS") for p in workers}
-            peak_before = {p: _status(p, "VmHWM") for p in workers}
-            y = None
-            for _ in range(3):
-                y = client.conv2d(x, w, padding=case.padding)
-            assert y is not None
-            growth = max(_status(p, "VmHWM") - (base[p] if resettable else peak_before[p]) for p in workers)
-            io_bytes = x.nbytes + w.nbytes + y.nbytes
+            io_bytes = x.nbytes + w.nbytes + int(np.prod(_out_shape(case))) * 4
             limit = 3 * io_bytes
+            growth = {}
+            for phase in ("first", "steady"):
+                resettable = _reset_peak(pid)
+                base = _status(pid, "VmRSS") if resettable else _status(pid, "VmHWM")
+                for _ in range(1 if phase == "first" else 3):
+                    client.conv2d(x, w, padding=case.padding)
+                growth[phase] = _status(pid, "VmHWM") - base
+                if not resettable:
+                    report.notes.append("RSS: /proc/PID/clear_refs is not writable; peaks are since start")
+            worst = max(growth.values())
             verdict = report.target(
                 f"peak RSS {case.name} <= baseline + 3x I/O bytes",
-                growth <= limit,
-                f"+{growth / 2**20:.1f} MiB vs {limit / 2**20:.1f} MiB allowed",
+                worst <= limit,
+                f"+{worst / 2**20:.1f} MiB vs {limit / 2**20:.1f} MiB allowed "
+                f"(first request +{growth['first'] / 2**20:.1f}, then +{growth['steady'] / 2**20:.1f})",
             )
-            report.add(
-                "4 worker RSS",
-                case.label,
-                "peak - baseline (binary)",
-                f"{growth / 2**20:.1f} MiB",
-                f"3x I/O {limit / 2**20:.1f} MiB",
-                f"{growth / limit:.2f}",
-                f"<=1.0 {verdict}",
-            )
-            if not resettable:
-                report.notes.append("RSS: /proc/PID/clear_refs not writable; peak is since worker start")
+            for phase in ("first", "steady"):
+                report.add(
+                    "4 worker RSS",
+                    case.label,
+                    f"peak - baseline, {phase} request" + ("" if phase == "first" else "s"),
+                    f"{growth[phase] / 2**20:.1f} MiB",
+                    f"3x I/O {limit / 2**20:.1f} MiB",
+                    f"{growth[phase] / limit:.2f}",
+                    f"<=1.0 {verdict}",
+                )
+
+
+def _out_shape(case: Case) -> tuple[int, ...]:
+    from mxconv_server.compute import conv
+
+    return conv.plan_conv2d(case.x_shape, case.w_shape, padding=case.padding).out_shape
 
 
 def server_for_profile(env: dict[str, str]) -> object:

@@ -68,7 +68,7 @@ def run(report: Report, threads: int, quick: bool = False) -> dict[str, float]:
         path = _path(case)
         gflops = flops / (ms["mxconv"] * 1e-3) / 1e9
         label = f"{case.label} [{path}]"
-        report.add("1 in-process", label, "compute.conv2d", f"{ms['mxconv']:.3f} ms", f"{gflops:.1f} GFLOP/s")
+        report.add("1 in-process", label, "compute.conv2d", f"{ms['mxconv']:.3f} ms", f"{gflops:.3g} GFLOP/s")
         for other in ("torch", "scipy"):
             if other not in ms:
                 if other == "torch" or x.ndim == 2:
@@ -90,7 +90,7 @@ def run(report: Report, threads: int, quick: bool = False) -> dict[str, float]:
                 label,
                 what,
                 f"{ms[other]:.3f} ms",
-                f"{gf:.1f} GFLOP/s",
+                f"{gf:.3g} GFLOP/s",
                 f"{ratio:.2f}",
                 target,
             )

@@ -27,12 +27,10 @@ def pyinstrument_text(fn: Callable[[], object], seconds: float = 2.0, lines: int
         fn()
         calls += 1
     profiler.stop()
-    text = profiler.output_text(unicode=False, color=False, show_all=False)
-    body = [
-        ln
-        for ln in text.splitlines()
-        if ln.strip() and not ln.lstrip().startswith(("_", "Recorded", "Program"))
-    ]
+    text = profiler.output_text(unicode=False, color=False, show_all=True)
+    tree = text.splitlines()
+    start = next((i for i, ln in enumerate(tree) if ln.startswith("Profile at")), -1) + 1
+    body = [ln for ln in tree[start:] if ln.strip()]
     return f"{calls} calls\n" + "\n".join(body[:lines])
 
 
@@ -107,7 +105,7 @@ def pyspy_top(pids: list[int], load: Callable[[], object], seconds: float = 3.0,
         return "(py-spy recorded no busy samples; ptrace may be restricted here)"
     lines = [f"{samples} busy samples over {len(pids)} worker(s); share of busy time:"]
     lines.append("  own   total  function (own = in the function itself; total = with its callees)")
-    trunk = {name for name, n in total.items() if n >= 0.97 * samples}  # gunicorn/Flask plumbing
+    trunk = {name for name, n in total.items() if n >= 0.9 * samples}  # gunicorn/Flask plumbing
     ranked = [(n, name) for name, n in total.items() if name not in trunk]
     ranked.sort(reverse=True)
     for n, name in ranked[:top]:

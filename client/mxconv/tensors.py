@@ -5,6 +5,11 @@ Two JSON forms travel on the wire:
 * nested lists of numbers, e.g. ``[[0, 1], [2, 3]]`` (easy from curl);
 * a compact form ``{"dtype": "float32", "shape": [2, 2], "b64": "..."}`` holding the
   little-endian C-order bytes, base64-encoded.
+
+And one binary form: a ``.npy`` file per tensor (``numpy.save``'s format, float32 or float64
+only, never pickled), as parts of a ``multipart/form-data`` body with a JSON ``params`` part,
+or as a whole ``application/x-npy`` response body. The dtype tables below are the only dtypes
+that cross the wire.
 """
 
 from __future__ import annotations
