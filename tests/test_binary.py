@@ -385,3 +385,33 @@ def test_live_chunked_upload(live_server) -> None:
     )
     assert resp.status_code == 200, resp.text
     np.testing.assert_array_equal(np.load(io.BytesIO(resp.content)), [[19, 25], [37, 43]])
+
+
+def test_other_multipart_views_keep_werkzeug_form_parsing(tmp_path) -> None:
+    """Only tensor_io views get the .npy treatment; an upload view reads request.files, and
+    get_data() still works after the middleware read a JSON body."""
+    from flask import request as flask_request
+    from mxconv_server import middleware
+
+    app = create_app({"data_dir": tmp_path})
+
+    @middleware.accepts("multipart/form-data")
+    def upload() -> dict:
+        f = flask_request.files["image"]
+        return {"name": f.filename, "size": len(f.read()), "note": flask_request.form["note"]}
+
+    def raw() -> dict:
+        return {"bytes": len(flask_request.get_data()), "json": flask_request.get_json()}
+
+    app.add_url_rule("/test-upload", view_func=upload, methods=["POST"])
+    app.add_url_rule("/test-raw", view_func=raw, methods=["POST"])
+    c = app.test_client()
+    resp = c.post(
+        "/test-upload",
+        data={"image": (io.BytesIO(b"not an npy"), "cat.png"), "note": "hi"},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json() == {"name": "cat.png", "size": 10, "note": "hi"}
+    resp = c.post("/test-raw", data=b'{"a": 1}', content_type="application/json")
+    assert resp.get_json() == {"bytes": len(b'{"a": 1}'), "json": {"a": 1}}

@@ -49,8 +49,12 @@ def tensor_io(view: F) -> F:
         return npy_response(result) if wants_npy() and isinstance(result, dict) else result
 
     wrapper.accepts = frozenset({MULTIPART})  # type: ignore[attr-defined]  # read by middleware
-    wrapper.tensor_io = True  # type: ignore[attr-defined]  # read by document()
+    wrapper.tensor_io = True  # type: ignore[attr-defined]  # read by middleware and document()
     return wrapper  # type: ignore[return-value]
+
+
+def is_tensor_view(view: Any) -> bool:
+    return bool(getattr(view, "tensor_io", False))
 
 
 def wants_npy() -> bool:
@@ -103,13 +107,15 @@ def read_body(req: Request) -> bytes:
     """
     length = req.content_length
     if length is None:  # chunked upload: werkzeug's stream enforces the limit as it reads
-        return req.get_data(cache=False)
+        return req.get_data(cache=True)
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if limit is not None and length > limit:
         raise RequestEntityTooLarge()
     data: bytes = req.environ["wsgi.input"].read(length) if length else b""
     if len(data) != length:
         raise ApiError(400, f"request body ended after {len(data)} of {length} bytes (Content-Length)")
+    # Keep werkzeug's view of the request whole: get_data(), form and files read this cache.
+    req._cached_data = data  # noqa: SLF001
     return data
 
 

@@ -71,9 +71,12 @@ def _parse_json_body(app: Flask) -> None:
             request.set_body(app.json.loads(data))  # type: ignore[attr-defined]
         except ValueError as e:
             raise ApiError(400, f"request body is not valid JSON: {e}") from None
-    elif mimetype == binary.MULTIPART:
+    elif mimetype == binary.MULTIPART and binary.is_tensor_view(
+        app.view_functions.get(request.endpoint or "")
+    ):
         # .npy parts + a JSON params part become the dict a JSON body would have given, so the
-        # view's pydantic model validates both transports the same way.
+        # view's pydantic model validates both transports the same way. Other views that accept
+        # multipart (file uploads) keep werkzeug's request.form / request.files.
         request.set_body(binary.form_body(request))  # type: ignore[attr-defined]
 
 
