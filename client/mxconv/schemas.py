@@ -240,8 +240,8 @@ class WindowInput(Strict):
     """The rectangular window: x(t) = amplitude on [start, start + width], 0 elsewhere."""
 
     kind: Literal["window"] = "window"
-    start: Finite = Field(0.0, ge=0, description="Seconds; >= 0. On the grid for second-order accuracy.")
-    width: Finite = Field(1.0, gt=0, description="Seconds; > 0. start + width on the grid too.")
+    start: Finite = Field(0.0, ge=0, description="Seconds; >= 0. Need not be on the grid.")
+    width: Finite = Field(1.0, gt=0, description="Seconds; > 0.")
     amplitude: Finite = 1.0
 
 

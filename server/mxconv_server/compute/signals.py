@@ -257,9 +257,9 @@ def causal_convolve(x: Array, h: Array, *, ctx: mx.Context | None = None) -> Arr
 class Sampled:
     """An input on the grid, in the form the trapezoid rule needs.
 
-    ``values[k]`` is x(t_k), or the mean of x's one-sided limits where x jumps at t_k
-    (x(0+) at k = 0); ``left[k]`` is x(t_k-), which differs from ``values`` only at jumps;
-    ``delta_area`` is the weight of a Dirac impulse at t = 0.
+    ``values[k]`` is the weight node k carries: x(t_k) for a smooth input (x(0+) at k = 0);
+    ``left[k]`` is x(t_k-), the end point's value; for the window both come from exact cell
+    integrals (see :func:`_cell_weights`). ``delta_area`` is the weight of a Dirac impulse at 0.
     """
 
     values: Array
@@ -280,6 +280,30 @@ def _on_grid(value: float, dt: float) -> int | None:
     """The grid index of ``value`` if it is a grid point, to within rounding; else None."""
     k = round(value / dt)
     return int(k) if abs(value - k * dt) <= 1e-9 * max(1.0, abs(value)) else None
+
+
+def _cell_weights(a: float, start: float, end: float, grid: Grid) -> tuple[Array, Array]:
+    """Node values for x = a on [start, end], integrated exactly over every grid cell.
+
+    On the cell [t_k, t_k+1] with h linear in between (what the trapezoid assumes), the cell's
+    integral is dt·(A_k·h(t_n − t_k) + B_k·h(t_n − t_k+1)) with A_k = ∫ x·(1−θ) dθ and
+    B_k = ∫ x·θ dθ over θ ∈ [0, 1]. For x = a on [p, q] ⊂ [0, 1] these are closed forms, so
+    an edge anywhere in a cell keeps the rule second order. Node k then carries B_k−1 + A_k
+    (= x(t_k) where x is constant, the mean of the two limits at an edge on the grid), the
+    end point 2·B_n−1 (= x(t_n−)), and the first node 2·A_0 (= x(0+)).
+    """
+    tk = np.arange(grid.n, dtype=np.float64) * grid.dt
+    p = np.clip((start - tk) / grid.dt, 0.0, 1.0)
+    q = np.clip((end - tk) / grid.dt, 0.0, 1.0)
+    cell_a = a * ((q - q * q / 2) - (p - p * p / 2))
+    cell_b = a * (q * q - p * p) / 2
+    values = np.empty(grid.n)
+    values[0] = 2 * cell_a[0]
+    values[1:] = cell_b[:-1] + cell_a[1:]
+    left = np.empty(grid.n)
+    left[0] = values[0]
+    left[1:] = 2 * cell_b[:-1]
+    return values, left
 
 
 def sample_input(spec: Mapping[str, Any], grid: Grid) -> Sampled:
@@ -328,20 +352,8 @@ def sample_input(spec: Mapping[str, Any], grid: Grid) -> Sampled:
         if width <= 0:
             raise InvalidArgument("input.width", f"must be > 0, got {width:g}")
         end = start + width
-        values = np.where((t >= start) & (t < end), a, 0.0)
-        left = np.where((t > start) & (t <= end), a, 0.0)
-        notes = []
-        for name, edge in (("start", start), ("start + width", end)):
-            k = _on_grid(edge, grid.dt)
-            if k is None:
-                notes.append(
-                    f"window {name} = {edge:g} is not a multiple of dt: the rule is first order near "
-                    "it; choose dt dividing start and width for second order"
-                )
-            elif 0 < k < grid.n:
-                values[k] = a / 2  # a jump on the grid: the mean of the one-sided limits
-                left[k] = a if name != "start" else 0.0
-        return Sampled(values, left, label=f"window [{start:g}, {end:g}], amplitude {a:g}", notes=notes)
+        values, left = _cell_weights(a, start, end, grid)
+        return Sampled(values, left, label=f"window [{start:g}, {end:g}], amplitude {a:g}")
     if kind == "custom":
         samples = np.asarray(spec.get("samples"), dtype=np.float64)
         if samples.ndim != 1:
@@ -605,10 +617,11 @@ RULE = "trapezoid"
 RULE_ORDER = 2
 TRAPEZOID = (
     "trapezoid rule on t_n = n·dt: y(t_n) ≈ dt·[½·x(0+)·h(t_n) + Σ_{k=1}^{n−1} x(t_k)·h(t_n − t_k) "
-    "+ ½·x(t_n−)·h(0+)], y(0) = 0; where x jumps at a grid point, x(t_k) is the mean of its one-sided "
-    "limits. An impulse of area A is a discrete delta A/dt on the first sample, weighted dt, adding "
-    "A·h(t_n) exactly. The sum runs on MXNet (float64); the error is O(dt²) when x and h are smooth "
-    "between grid points."
+    "+ ½·x(t_n−)·h(0+)], y(0) = 0. For the window input x is integrated exactly over each cell "
+    "against h interpolated linearly (product trapezoid), so its edges need not lie on the grid; "
+    "an edge on the grid reduces to the mean of x's one-sided limits. An impulse of area A is a "
+    "discrete delta A/dt on the first sample, weighted dt, adding A·h(t_n) exactly. The sum runs "
+    "on MXNet (float64); the error is O(dt²) for every built-in input and system."
 )
 
 
