@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 import secrets
 from datetime import datetime, timezone
@@ -140,7 +141,14 @@ def submit(body: JobSpec) -> Any:
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     stored, arrays = job_spec.split(body, seed)
     plan = job_spec.plan(stored)  # 422 naming the field (both shapes when y does not fit)
-    common.check_plan(plan.conv)  # one forward pass over the sample must fit the compute budget
+    # No per-request FLOP budget (MXCONV_MAX_FLOPS) here: a job's work is bounded by its
+    # sample size, epochs and MXCONV_MAX_JOB_SECONDS instead. Its weight must still fit.
+    weight_elements = math.prod(plan.weight_shape)
+    if weight_elements > common.settings().max_tensor_elements:
+        raise OverBudget(
+            f"the layer's weight {list(plan.weight_shape)} has {weight_elements} elements, over "
+            "MXCONV_MAX_TENSOR_ELEMENTS; use fewer channels or a smaller kernel"
+        )
     stored["flops_per_epoch"] = plan.flops_per_epoch
     digest = hashlib.sha256(request.get_data()).hexdigest()
     try:
