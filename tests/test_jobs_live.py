@@ -111,6 +111,8 @@ def test_same_seed_same_weights_in_two_worker_processes(api: mxconv.Client) -> N
 def test_cancel_takes_effect_within_two_epochs(api: mxconv.Client) -> None:
     job = heavy_job(api, epochs=100_000)
     wait_for(api, job.id, lambda j: j.progress.epoch >= 2)
+    with pytest.raises(mxconv.JobTimeoutError):
+        api.jobs.wait(job.id, timeout=0.2)  # gives up; the job goes on
     asked = api.jobs.cancel(job.id)
     assert asked.cancel_requested and asked.status == "running"
     done = wait_for(api, job.id, lambda j: j.finished)
