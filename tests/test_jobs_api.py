@@ -113,7 +113,11 @@ def test_list_paginates_and_filters(client) -> None:
     client.post(f"/v1/jobs/{ids[0]}/cancel")
     page = client.get("/v1/jobs?limit=2").json
     assert page["total"] == 3 and [j["id"] for j in page["jobs"]] == ids[::-1][:2]
-    assert page["next_offset"] == 2 and page["jobs"][0]["loss_history"] is None
+    assert (
+        page["next_offset"] == 2
+        and page["jobs"][0]["loss_history"] is None
+        and page["jobs"][0]["result"] is None
+    )
     last = client.get("/v1/jobs?limit=2&offset=2").json
     assert [j["id"] for j in last["jobs"]] == [ids[0]] and last["next_offset"] is None
     cancelled = client.get("/v1/jobs?status=cancelled").json

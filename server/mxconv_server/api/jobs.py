@@ -52,8 +52,10 @@ def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
 
 
-def to_wire(job: JobRecord, *, history: bool = True, encoding: str = "list") -> dict[str, Any]:
-    """A stored record as the API's ``Job``."""
+def to_wire(
+    job: JobRecord, *, history: bool = True, encoding: str = "list", result: bool = True
+) -> dict[str, Any]:
+    """A stored record as the API's ``Job``; ``result=False`` leaves the learned arrays out."""
     s = store()
     timestamps = {"queued": _iso(job.created_at)}
     if job.started_at is not None:
@@ -67,10 +69,10 @@ def to_wire(job: JobRecord, *, history: bool = True, encoding: str = "list") -> 
         eta = job.elapsed / job.epoch * (job.epochs - job.epoch)
     elif job.finished:
         eta = 0.0
-    result = None
-    if job.status == "succeeded" and job.result is not None:
+    learned_result = None
+    if result and job.status == "succeeded" and job.result is not None:
         learned = s.arrays(job.id, ["weight", "bias"])
-        result = {
+        learned_result = {
             **job.result,
             "weight": common.encode(learned["weight"], encoding),
             "bias": common.encode(learned["bias"], encoding) if "bias" in learned else None,
@@ -92,7 +94,7 @@ def to_wire(job: JobRecord, *, history: bool = True, encoding: str = "list") -> 
         "worker": job.worker if job.status == "running" else None,
         "spec": job.spec,
         "loss_history": s.losses(job.id) if history else None,
-        "result": result,
+        "result": learned_result,
         "error": job.error,
         "message": job.message,
     }
@@ -177,11 +179,12 @@ def submit(body: JobSpec) -> Any:
 
 @bp.get("/jobs", responses={200: JobList, 401: ErrorResponse, 422: ErrorResponse})
 def list_jobs(query: JobListQuery) -> Any:
-    """Jobs, newest first, a page at a time; filter by status."""
+    """Jobs, newest first, a page at a time; filter by status. Without loss histories and
+    learned weights: GET /v1/jobs/<id> has those."""
     jobs, total = store().list(status=query.status, limit=query.limit, offset=query.offset)
     next_offset = query.offset + len(jobs)
     return {
-        "jobs": [to_wire(j, history=False, encoding="base64") for j in jobs],
+        "jobs": [to_wire(j, history=False, result=False) for j in jobs],
         "total": total,
         "limit": query.limit,
         "offset": query.offset,
