@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     max_flops: int = Field(
         50 * 10**9, ge=1, description="Largest computation one request may ask for, in FLOPs."
     )
+    max_image_pixels: int = Field(
+        16 * 1024 * 1024,
+        ge=1,
+        description="Largest image (width x height) /v1/images/filter decodes; 413 beyond.",
+    )
     data_dir: Path = Field(Path("./mxconv-data"), description="Where the embedded job store lives.")
     log_level: str = Field("INFO", description="Python log level.")
 
