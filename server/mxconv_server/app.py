@@ -61,8 +61,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> OpenAPI:
 
     app.register_api(conv.bp)
     app.register_api(meta.bp)
-    from .api import images
+    from .api import images, playground
 
     app.register_api(images.bp)
+    app.register_blueprint(playground.bp)
     meta.register_spec_route(app)
     return app
