@@ -168,6 +168,7 @@ def test_presets_on_greyscale_and_jpeg(api) -> None:
         ("full", (2, 2, 1, 1), (1, 1)),
         ("[1,0,2,1]", (1, 0, 2, 1), (1, 1)),
         ("1", (1, 1, 1, 1), (2, 3)),
+        ("same", (1, 1, 0, 1), (2, 3)),  # "same" pads as for stride 1, then subsamples
     ],
 )
 def test_custom_kernel_padding_modes_and_stride(api, rgb, mode, padding, pads, stride) -> None:

@@ -171,8 +171,16 @@ def plan_filter(
     padding: conv.PaddingSpec = "same",
     padding_mode: str = "replicate",
 ) -> conv.Conv2dPlan:
-    """Each of the C channels is one batch item of a single-filter conv2d."""
+    """Each of the C channels is one batch item of a single-filter conv2d.
+
+    ``"same"`` works with any stride here: the image is padded as for stride 1 (an even
+    kernel's extra row/column bottom/right), then every stride-th output is kept, so the
+    output is ceil(H / stride) x ceil(W / stride).
+    """
     c, h, w = image_shape
+    if padding == "same" and len(kernel_shape) == 2:
+        kh, kw = kernel_shape
+        padding = [(kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2]
     return conv.plan_conv2d(
         (c, 1, h, w), (1, 1, *kernel_shape), stride=stride, padding=padding, padding_mode=padding_mode
     )
