@@ -146,7 +146,7 @@ async function setFileInput(file) {
 
 function describeInput() {
   const { width, height, gray, name } = state.input;
-  $("input-info").textContent = `${name}: ${width}×${height}`;
+  $("input-info").textContent = `${name}: ${width}×${height} px`;
   if (width <= SMALL && height <= SMALL) {
     const rows = [];
     for (let i = 0; i < height; i++) rows.push(Array.from(gray.subarray(i * width, (i + 1) * width)));
@@ -292,7 +292,7 @@ async function apply() {
     ctx.clearRect(0, 0, bitmap.width, bitmap.height);
     ctx.drawImage(bitmap, 0, 0);
     const ms = Math.round(performance.now() - started);
-    $("output-info").textContent = `${bitmap.width}×${bitmap.height}, ${params.get("kernel")}, ` +
+    $("output-info").textContent = `${bitmap.width}×${bitmap.height} px, ${params.get("kernel")}, ` +
       `padding ${params.get("padding")} (${params.get("padding_mode")}), stride ${params.get("stride")} · ${ms} ms`;
     if (values) {
       const gray = values.shape.length === 2 || values.y.every((r) => r.every((px) => px.every((v) => v === px[0])));
