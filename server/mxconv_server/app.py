@@ -61,5 +61,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> OpenAPI:
 
     app.register_api(conv.bp)
     app.register_api(meta.bp)
+    from .api import jobs
+
+    jobs.register(app)
     meta.register_spec_route(app)
     return app
