@@ -64,6 +64,9 @@ class Client:
         self.max_retries = max_retries
         self.session = session or requests.Session()
         self._backoff = backoff
+        from .jobs import Jobs
+
+        self.jobs = Jobs(self)
 
     # -- transport ---------------------------------------------------------------------
 

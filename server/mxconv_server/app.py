@@ -61,9 +61,10 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> OpenAPI:
 
     app.register_api(conv.bp)
     app.register_api(meta.bp)
-    from .api import images, playground
+    from .api import images, jobs, playground
 
     app.register_api(images.bp)
     app.register_blueprint(playground.bp)
+    jobs.register(app)
     meta.register_spec_route(app)
     return app
