@@ -7,12 +7,15 @@ it). Without it the tests skip locally, and fail under CI=true.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import requests
 
 from .conftest import ROOT, LiveServer, start_server
 
@@ -158,4 +161,42 @@ def test_edge_preset_on_the_seed_image(page: Any, server: LiveServer) -> None:
     _wait_output(page, "edge-horizontal")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground-filter.png"), full_page=True)
+    assert not page.problems, page.problems
+
+
+def test_learning_job_recovers_the_edge_kernel(page: Any, server: LiveServer) -> None:
+    _unlock(page, server)
+    page.select_option("#preset", "edge-horizontal")
+    _wait_output(page, "edge-horizontal")
+    assert page.input_value("#optimizer") == "adam"
+
+    page.click("#learn")
+    page.wait_for_selector(
+        "#job-status[data-status=running], #job-status[data-status=succeeded]", timeout=30_000
+    )
+    page.wait_for_selector("#job-status[data-status=succeeded]", timeout=90_000)
+    learned = json.loads(page.get_attribute("#learned-kernel", "data-kernel") or "null")
+    assert np.allclose(learned, [[1, -1]], atol=1e-2), learned
+    assert "succeeded" in page.inner_text("#job-status")
+    assert page.locator("#learned-kernel td").all_inner_texts() == ["1", "-1"]
+    # The loss curve is drawn: the canvas holds the curve's blue
+    blue = page.evaluate(
+        """() => { const c = document.getElementById('loss-canvas');
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let n = 0; for (let i = 0; i < d.length; i += 4)
+                     if (d[i] < 90 && d[i + 2] > 180 && d[i + 3] > 0) n++;
+                   return n; }"""
+    )
+    assert blue > 100
+
+    # The page drove the jobs API: the job is there, with the seed's shapes
+    headers = {"Authorization": f"Bearer {KEY}"}
+    jobs = requests.get(f"{server.url}/v1/jobs", headers=headers, timeout=10).json()["jobs"]
+    job = requests.get(f"{server.url}/v1/jobs/{jobs[0]['id']}", headers=headers, timeout=10).json()
+    assert job["status"] == "succeeded" and job["spec"]["layer"]["kernel_size"] == [1, 2]
+    np.testing.assert_allclose(np.ravel(job["result"]["weight"]), [1, -1], atol=1e-2)
+    assert len(job["loss_history"]) == job["result"]["epochs_run"]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
     assert not page.problems, page.problems

@@ -59,14 +59,14 @@ function showError(err) {
 
 // ---- number formatting and tables ---------------------------------------------------
 
-function fmt(v) {
+function fmt(v, digits) {
   if (Number.isInteger(v)) return String(v);
   const a = Math.abs(v);
   if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
-  return v.toFixed(a < 1 ? 3 : 2).replace(/\.?0+$/, "") || "0";
+  return v.toFixed(digits || (a < 1 ? 3 : 2)).replace(/\.?0+$/, "") || "0";
 }
 
-function fillTable(table, rows, caption) {
+function fillTable(table, rows, caption, digits) {
   table.replaceChildren();
   if (!rows) return;
   if (caption) table.createCaption().textContent = caption;
@@ -74,7 +74,7 @@ function fillTable(table, rows, caption) {
     const tr = table.insertRow();
     for (const v of row) {
       const td = tr.insertCell();
-      td.textContent = fmt(v);
+      td.textContent = fmt(v, digits);
       if (v < 0) td.className = "neg";
     }
   }
@@ -382,6 +382,7 @@ async function startLearning() {
   fillTable($("target-kernel"), kernel);
   fillTable($("learned-kernel"), null);
   $("learned-bias").textContent = "";
+  $("learned-error").textContent = "";
   drawLoss([], 0);
   setJobStatus("preparing…", "preparing");
   const { x, y } = await targetFor(kernel);
@@ -392,8 +393,9 @@ async function startLearning() {
     body: JSON.stringify(spec),
   });
   const job = await resp.json();
-  state.job = { id: job.id, epochs: spec.epochs, timer: null };
+  state.job = { id: job.id, epochs: spec.epochs, target: kernel, timer: null };
   $("cancel").hidden = false;
+  $("learn").disabled = true;
   showJob(job);
   poll();
 }
@@ -409,9 +411,10 @@ function jobSpec(x, y, kernel) {
       bias: true,
     },
     optimizer: $("optimizer").value,
-    lr: Number($("lr").value),
+    learning_rate: Number($("lr").value),
     epochs: Number($("epochs").value),
     seed: Number($("seed").value),
+    name: "playground: learn " + JSON.stringify(kernel),
   };
 }
 
@@ -422,14 +425,22 @@ function showJob(job) {
   const parts = [`job ${job.id.slice(0, 8)}: ${job.status}`];
   if (p.epoch != null) parts.push(`epoch ${p.epoch}/${epochs}`);
   if (loss != null) parts.push(`loss ${fmt(loss)}`);
-  if (job.error) parts.push(job.error.message || job.error);
+  if (job.error) parts.push(job.error);
+  else if (job.message) parts.push(job.message);
   setJobStatus(parts.join(" · "), job.status);
   drawLoss(job.loss_history || [], epochs);
+  // The learned weight arrives with the result; a jobs API that also reports it in progress
+  // (progress.weight) gets it shown while training runs.
   const weight = (job.result && job.result.weight) || (job.progress && job.progress.weight);
   if (weight) {
     const w = unwrap2d(weight);
-    fillTable($("learned-kernel"), w);
+    fillTable($("learned-kernel"), w, null, 4);
     $("learned-kernel").dataset.kernel = JSON.stringify(w);
+    const target = state.job && state.job.target;
+    if (target && target.length === w.length && target[0].length === w[0].length) {
+      const err = Math.max(...w.flatMap((row, i) => row.map((v, j) => Math.abs(v - target[i][j]))));
+      $("learned-error").textContent = `largest difference from the target: ${fmt(err)}`;
+    }
   }
   const bias = job.result && job.result.bias;
   if (bias != null) $("learned-bias").textContent = `bias ${fmt(Array.isArray(bias) ? bias[0] : bias)}`;
@@ -456,6 +467,7 @@ async function poll() {
     showJob(record);
     if (FINISHED.has(record.status)) {
       $("cancel").hidden = true;
+      $("learn").disabled = false;
       return;
     }
   } catch (err) {
