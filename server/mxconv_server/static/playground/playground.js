@@ -374,8 +374,8 @@ async function targetFor(kernel) {
 
 async function startLearning() {
   if (!state.input) return;
-  if (state.input.width * state.input.height > 64 * 64) {
-    throw new Error("learning uses the whole image as one sample: pick an image of at most 64×64 pixels");
+  if (state.input.width * state.input.height > 256 * 256) {
+    throw new Error("learning sends the whole image as one sample: pick one of at most 256×256 pixels");
   }
   stopPolling();
   const kernel = state.kernel.map((r) => r.slice());
@@ -442,6 +442,9 @@ function showJob(job) {
       $("learned-error").textContent = `largest difference from the target: ${fmt(err)}`;
     }
   }
+  if (!weight && !FINISHED.has(job.status)) {
+    $("learned-error").textContent = "the learned kernel appears when the job succeeds";
+  }
   const bias = job.result && job.result.bias;
   if (bias != null) $("learned-bias").textContent = `bias ${fmt(Array.isArray(bias) ? bias[0] : bias)}`;
 }
@@ -503,7 +506,6 @@ function wire() {
   $("apply").addEventListener("click", () => apply().catch(showError));
   $("learn").addEventListener("click", () => startLearning().catch((e) => {
     setJobStatus(`could not start: ${e.message}`, "failed");
-    showError(e);
   }));
   $("cancel").addEventListener("click", () => cancelJob().catch(showError));
   $("auth").addEventListener("submit", (e) => {
