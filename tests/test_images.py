@@ -354,6 +354,14 @@ def test_max_image_pixels_setting(tmp_path) -> None:
     resp = small.post("/v1/images/filter", json={"image": np.zeros((11, 10)).tolist()})
     assert resp.status_code == 413
     assert small.get("/v1/info").get_json()["limits"]["max_image_pixels"] == 100
+    # A colour image counts 3 values a pixel against MXCONV_MAX_TENSOR_ELEMENTS, checked
+    # from the header; greyscale counts 1.
+    tight = create_app({"max_tensor_elements": 300}).test_client()
+    colour = png(np.zeros((10, 11, 3)))
+    resp = tight.post("/v1/images/filter", data=colour, content_type="image/png")
+    assert resp.status_code == 413 and "MXCONV_MAX_TENSOR_ELEMENTS" in resp.get_json()["error"]["message"]
+    resp = tight.post("/v1/images/filter?grayscale=true", data=colour, content_type="image/png")
+    assert resp.status_code == 200
 
 
 @pytest.mark.parametrize(

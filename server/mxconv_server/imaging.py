@@ -52,10 +52,14 @@ def _too_large(message: str) -> ApiError:
     return ApiError(413, message, code="image_too_large")
 
 
-def decode(data: bytes, *, max_pixels: int, grayscale: bool = False) -> Decoded:
+def decode(
+    data: bytes, *, max_pixels: int, max_elements: int | None = None, grayscale: bool = False
+) -> Decoded:
     """Bytes to (C, H, W) float32 pixels: 1 channel for greyscale, 3 for colour.
 
     Transparency is dropped; palette images become RGB; 16-bit greyscale is scaled to 0-255.
+    Both limits are checked from the header, before any pixel is decoded: ``max_pixels``
+    (width x height) and ``max_elements`` (channels x width x height, as a tensor).
     """
     if not data:
         raise ApiError(400, "the request holds no image; send a PNG or JPEG")
@@ -66,8 +70,10 @@ def decode(data: bytes, *, max_pixels: int, grayscale: bool = False) -> Decoded:
             "the image is neither PNG nor JPEG (judged by its first bytes); convert it to PNG or JPEG",
         )
     with warnings.catch_warnings():
-        # Pillow warns above Image.MAX_IMAGE_PIXELS and raises above twice that; treat both as bombs.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # The first line is our own check of the header against max_pixels, below. Pillow's
+        # guard stays on as the second: it raises DecompressionBombError above twice
+        # Image.MAX_IMAGE_PIXELS (about 179 MP); its warning above 1x is left to our check.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data), formats=[fmt])
             w, h = img.size
@@ -76,10 +82,17 @@ def decode(data: bytes, *, max_pixels: int, grayscale: bool = False) -> Decoded:
                     f"the image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} "
                     "(MXCONV_MAX_IMAGE_PIXELS); scale it down"
                 )
+            channels = 3 if _target(img, grayscale) == "RGB" else 1
+            if max_elements is not None and channels * w * h > max_elements:
+                raise _too_large(
+                    f"the image is {w}x{h} with {channels} channels = {channels * w * h} values, over "
+                    f"the limit of {max_elements} (MXCONV_MAX_TENSOR_ELEMENTS); scale it down or "
+                    "ask for grayscale"
+                )
             img.load()
         except ApiError:
             raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        except Image.DecompressionBombError as e:
             raise _too_large(f"refused as a possible decompression bomb: {e}") from None
         except ValueError as e:
             # Pillow's PngImagePlugin caps decompressed text chunks (MAX_TEXT_CHUNK).
@@ -93,18 +106,26 @@ def decode(data: bytes, *, max_pixels: int, grayscale: bool = False) -> Decoded:
     return Decoded(pixels=_to_channels(img, grayscale), format=fmt, mode=img.mode)
 
 
-def _to_channels(img: Image.Image, grayscale: bool) -> npt.NDArray[np.float32]:
+def _target(img: Image.Image, grayscale: bool) -> str:
+    """What the image becomes: I16 (16-bit grey), F, L or RGB. Reads the header only."""
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return "I16"
+    if img.mode == "F":
+        return "F"
+    if grayscale or img.mode in ("1", "L", "LA", "La"):
+        return "L"
+    if img.mode == "P" and img.palette is not None and img.palette.mode in ("L", "LA"):
+        return "L"
+    return "RGB"
+
+
+def _to_channels(img: Image.Image, grayscale: bool) -> npt.NDArray[np.float32]:
+    target = _target(img, grayscale)
+    if target == "I16":
         arr = np.asarray(img, dtype=np.float32) * (255.0 / 65535.0)
         return arr[np.newaxis]
-    if img.mode == "F":
+    if target == "F":
         return np.clip(np.asarray(img, dtype=np.float32), 0, 255)[np.newaxis]
-    if grayscale or img.mode in ("1", "L", "LA", "La"):
-        target = "L"
-    elif img.mode == "P" and img.palette is not None and img.palette.mode in ("L", "LA"):
-        target = "L"
-    else:
-        target = "RGB"
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     img = img.convert(target)  # from RGBA/LA this drops the alpha, keeping the colour under it

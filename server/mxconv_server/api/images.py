@@ -119,7 +119,9 @@ def _read_request() -> tuple[np.ndarray, ImageFilterOptions]:
     else:  # image/png or image/jpeg: the middleware refuses everything else with 415
         options = ImageFilterOptions.model_validate(_first_values(request.args))
         data = request.get_data(cache=False)
-    decoded = imaging.decode(data, max_pixels=s.max_image_pixels, grayscale=options.grayscale)
+    decoded = imaging.decode(
+        data, max_pixels=s.max_image_pixels, max_elements=s.max_tensor_elements, grayscale=options.grayscale
+    )
     return decoded.pixels, options
 
 
