@@ -314,7 +314,7 @@ class Client:
         if isinstance(image, (bytes, bytearray)):
             data = bytes(image)
             content_type = "image/jpeg" if data.startswith(b"\xff\xd8\xff") else "image/png"
-            params = {k: v if isinstance(v, (str, int, float)) else json.dumps(v) for k, v in options.items()}
+            params = {k: _query_value(v) for k, v in options.items()}
             params["output_encoding"] = "base64"
             resp = self.request(
                 "POST",
@@ -341,6 +341,13 @@ class Client:
         """Readiness (default) or liveness. A not-ready server raises ServiceUnavailableError."""
         path = "/v1/health/ready" if ready else "/v1/health/live"
         return schemas.Health.model_validate(self.request("GET", path, retry=False).json())
+
+
+def _query_value(v: Any) -> str:
+    """A filter option as query text: lists as JSON, booleans as true/false."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v if isinstance(v, str) else json.dumps(v)
 
 
 def _pair(v: int | tuple[int, int] | list[int]) -> int | list[int]:

@@ -153,7 +153,9 @@ def filter_image() -> Any:
         out = y[0] if y.shape[0] == 1 else y.transpose(1, 2, 0)
         result = common.tensor_result(out, opt.output_encoding, plan.flops, ms)
         result.update(kernel=kernel.tolist(), mapping=mapping)
-        return jsonify(result)
+        resp = jsonify(result)
+        resp.headers["Vary"] = "Accept"
+        return resp
     resp = Response(imaging.encode_png(images.to_uint8(y, mapping)), mimetype="image/png")
     resp.headers["X-Mxconv-Mapping"] = mapping
     resp.headers["X-Mxconv-Elapsed-Ms"] = f"{ms:.3f}"
