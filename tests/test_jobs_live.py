@@ -224,7 +224,7 @@ def test_restart_keeps_every_record(tmp_path: Path) -> None:
 
 
 def test_readme_jobs_example_runs_as_written(server: LiveServer) -> None:
-    section = (ROOT / "README.md").read_text().split("### Training jobs", 1)[1]
+    section = (ROOT / "README.md").read_text().split("## Training jobs", 1)[1]
     code = section.split("```python", 1)[1].split("```", 1)[0]
     prelude = f"import numpy as np\nimport mxconv\nclient = mxconv.Client({server.url!r})\n"
     out = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=120)
