@@ -6,6 +6,9 @@ work. A worker that dies stops renewing, and :meth:`JobStore.reap` re-queues its
 fails it after ``max_attempts``). Every write a worker makes names its :class:`Lease`, so a
 worker whose lease was taken over can no longer touch the job: two workers never run the
 same job to completion, and a late writer is told it lost the job.
+
+Backends take every timestamp and lease deadline from ``self.clock`` (seconds since the
+epoch), which the contract tests replace to move time forward.
 """
 
 from __future__ import annotations

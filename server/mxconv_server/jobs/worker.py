@@ -65,8 +65,17 @@ class Worker:
 
         self.ctx = device.resolve(self.settings.device)  # loads MXNet before the first job
         log.info("job worker %s ready (device %s)", self.id, self.settings.device)
+        failures = 0
         while not self.stopping.is_set():
-            if not self.run_once():
+            try:
+                busy = self.run_once()
+                failures = 0
+            except Exception:  # the store is unreachable or locked: back off, keep the process
+                failures += 1
+                log.exception("job worker %s: the job store failed (%d in a row)", self.id, failures)
+                busy = False
+                self.stopping.wait(min(10.0, 0.5 * 2**failures))
+            if not busy:
                 self.stopping.wait(POLL_SECONDS)
         log.info("job worker %s stopped", self.id)
 
