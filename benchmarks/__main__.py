@@ -1,5 +1,7 @@
-"""``python -m benchmarks``: run the suite and print one table; the last lines say which
-targets hold. ``--quick`` shortens every measurement (for a smoke run, not for quoting)."""
+"""``python -m benchmarks`` (``make bench``): first every ``benchmarks/bench_*.py`` (each prints
+its own table, e.g. the training-jobs benchmark), then the fast-path suite, whose one table
+and target lines come last. ``--quick`` shortens every measurement (a smoke run, not figures
+to quote); ``--sections`` runs part of the suite and skips the bench_*.py scripts."""
 
 from __future__ import annotations
 
@@ -7,16 +9,34 @@ import argparse
 import datetime
 import os
 import platform
+import subprocess
 import sys
 import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_scripts() -> int:
+    """Every benchmarks/bench_*.py in turn, each in its own process, printing its own table."""
+    code = 0
+    for script in sorted(HERE.glob("bench_*.py")):
+        print(f"== {script.stem} ==", flush=True)
+        code |= subprocess.call([sys.executable, "-m", f"benchmarks.{script.stem}"], cwd=HERE.parent)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test, not figures to quote")
-    parser.add_argument("--sections", default="1234", help="which sections to run, e.g. 12 (default 1234)")
+    parser.add_argument("--sections", default=None, help="suite sections to run, e.g. 12 (default 1234)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiles of missed targets")
     args = parser.parse_args(argv)
+    scripts_code = 0
+    if args.sections is None and not args.quick:
+        scripts_code = run_scripts()
+        print("== the fast-path suite ==", flush=True)
+    args.sections = args.sections or "1234"
 
     # The benchmark process computes with the threads one gunicorn worker gets, set the same way
     # (before MXNet loads), so in-process and end-to-end times compare like with like.
@@ -64,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'HOLDS ' if holds else 'MISSED'}  {name}: {detail}")
     held = sum(1 for t in report.targets if t[1])
     print(f"{held} of {len(report.targets)} targets hold.")
-    return 0
+    return scripts_code
 
 
 def _header(workers: int, threads: int) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -16,9 +19,13 @@ from pydantic import BaseModel
 from . import errors, schemas, tensors
 
 ArrayLike = Any
+#: An image: a PNG or JPEG path or its bytes, or pixels (H,W) or (H,W,C) in 0-255.
+ImageInput = Any
 Model = TypeVar("Model", bound=BaseModel)
 Transport = Literal["auto", "lists", "base64", "binary"]
 TRANSPORTS: tuple[str, ...] = ("auto", "lists", "base64", "binary")
+#: An LTI input or system: a model from mxconv.schemas, or the same fields as a mapping.
+LtiSpec = BaseModel | Mapping[str, Any]
 
 #: With ``transport="auto"`` (the default), a request whose input tensors hold more than this
 #: many elements in all goes as binary: ``multipart/form-data`` with ``.npy`` parts, and the
@@ -36,10 +43,19 @@ def backoff_delay(attempt: int, *, base: float = 0.25, cap: float = 8.0) -> floa
     return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not crypto
 
 
-def _wire(value: ArrayLike, dtype: str, *, lists_only: bool = False) -> Any:
+def _wire(value: ArrayLike, dtype: str) -> Any:
+    arr = np.asarray(value, dtype=tensors.DTYPES[dtype])
+    if arr.size <= LIST_ENCODING_MAX_ELEMENTS:
+        return arr.tolist()
+    return tensors.to_b64(arr)
+
+
+def _json_tensor(value: ArrayLike, dtype: str, *, lists_only: bool = False) -> Any:
+    """Like :func:`_wire`, for bodies sent with orjson: lists stay ndarrays (orjson writes them
+    as nested lists from numpy directly, without ``tolist()``)."""
     arr = np.asarray(value, dtype=tensors.DTYPES[dtype])
     if lists_only or arr.size <= LIST_ENCODING_MAX_ELEMENTS:
-        return np.ascontiguousarray(arr)  # orjson writes it as nested lists
+        return np.ascontiguousarray(arr)
     return tensors.to_b64(arr)
 
 
@@ -74,6 +90,9 @@ class Client:
         self.max_retries = max_retries
         self.session = session or requests.Session()
         self._backoff = backoff
+        from .jobs import Jobs
+
+        self.jobs = Jobs(self)
 
     # -- transport ---------------------------------------------------------------------
 
@@ -185,7 +204,7 @@ class Client:
         given = {name: a for name, a in arrays.items() if a is not None}
         if not self._binary(given):
             lists = self.transport == "lists"
-            body = {name: _wire(a, dtype, lists_only=lists) for name, a in given.items()}
+            body = {name: _json_tensor(a, dtype, lists_only=lists) for name, a in given.items()}
             body.update(params, output_encoding="list" if lists else "base64")
             return self._post(path, body, model)
         wire = {name: np.asarray(a, dtype=tensors.DTYPES[dtype]) for name, a in given.items()}
@@ -275,6 +294,191 @@ class Client:
             "/v1/channel-mix", arrays, params, schemas.ChannelMixResult, npy_output=not matrix_view
         )
 
+    def conv1d(
+        self,
+        x: ArrayLike,
+        weight: ArrayLike,
+        bias: ArrayLike | None = None,
+        *,
+        stride: int = 1,
+        padding: int | str | tuple[int, int] | list[int] = 0,
+        padding_mode: str = "zeros",
+        dilation: int = 1,
+        groups: int = 1,
+        flip: bool = False,
+        dtype: str = "float32",
+    ) -> npt.NDArray[Any]:
+        """1-D cross-correlation (``flip=False``) or convolution (``flip=True``).
+
+        ``x`` is (L,), (C,L) or (N,C,L); ``weight`` (k,) or (O,C/groups,k); ``padding`` an int,
+        ``(left, right)``, or ``"valid"``/``"same"``/``"full"``.
+        """
+        return self.conv1d_result(
+            x,
+            weight,
+            bias,
+            stride=stride,
+            padding=padding,
+            padding_mode=padding_mode,
+            dilation=dilation,
+            groups=groups,
+            flip=flip,
+            dtype=dtype,
+        ).y
+
+    def conv1d_result(
+        self,
+        x: ArrayLike,
+        weight: ArrayLike,
+        bias: ArrayLike | None = None,
+        *,
+        stride: int = 1,
+        padding: int | str | tuple[int, int] | list[int] = 0,
+        padding_mode: str = "zeros",
+        dilation: int = 1,
+        groups: int = 1,
+        flip: bool = False,
+        dtype: str = "float32",
+    ) -> schemas.TensorResult:
+        """Like :meth:`conv1d`, with the server's FLOP count and compute time."""
+        body: dict[str, Any] = {
+            "x": _wire(x, dtype),
+            "weight": _wire(weight, dtype),
+            "stride": stride,
+            "padding": padding if isinstance(padding, (int, str)) else list(padding),
+            "padding_mode": padding_mode,
+            "dilation": dilation,
+            "groups": groups,
+            "flip": flip,
+            "dtype": dtype,
+            "output_encoding": "base64",
+        }
+        if bias is not None:
+            body["bias"] = _wire(bias, dtype)
+        return self._post("/v1/conv1d", body, schemas.TensorResult)
+
+    def lti_response(
+        self,
+        input: LtiSpec,
+        system: LtiSpec,
+        *,
+        dt: float,
+        duration: float,
+    ) -> schemas.LtiResult:
+        """The response of an LTI system at rest, y = x * h, simulated on the grid 0, dt, ... .
+
+        ``input`` and ``system`` are models from :mod:`mxconv.schemas` (``StepInput()``,
+        ``FirstOrder(T=1)`` ...) or the same as dicts (``{"kind": "step"}``). The result holds
+        numpy arrays ``t``, ``x``, ``h``, ``y`` and, where a closed form exists, ``y_analytic``
+        and ``max_abs_error``.
+        """
+        body = _lti_body(input, system, dt, duration)
+        return self._post("/v1/lti/response", body, schemas.LtiResult)
+
+    def lti_response_png(
+        self,
+        input: LtiSpec,
+        system: LtiSpec,
+        *,
+        dt: float,
+        duration: float,
+        width: int = 800,
+        height: int = 500,
+    ) -> bytes:
+        """The response plotted (response, input, closed form) as PNG bytes of width x height."""
+        body = {**_lti_body(input, system, dt, duration), "width": width, "height": height}
+        body.pop("output_encoding")
+        resp = self.request("POST", "/v1/lti/response.png", json=body, headers={"Accept": "image/png"})
+        return resp.content
+    @overload
+    def filter_image(
+        self,
+        image: ImageInput,
+        kernel: str | ArrayLike = ...,
+        *,
+        size: int | None = ...,
+        sigma: float | None = ...,
+        padding: int | str | tuple[int, ...] | list[int] = ...,
+        padding_mode: str = ...,
+        stride: int | tuple[int, int] = ...,
+        mapping: str | None = ...,
+        grayscale: bool = ...,
+        output: Literal["array"] = ...,
+    ) -> npt.NDArray[Any]: ...
+
+    @overload
+    def filter_image(
+        self,
+        image: ImageInput,
+        kernel: str | ArrayLike = ...,
+        *,
+        size: int | None = ...,
+        sigma: float | None = ...,
+        padding: int | str | tuple[int, ...] | list[int] = ...,
+        padding_mode: str = ...,
+        stride: int | tuple[int, int] = ...,
+        mapping: str | None = ...,
+        grayscale: bool = ...,
+        output: Literal["png"],
+    ) -> bytes: ...
+
+    def filter_image(
+        self,
+        image: ImageInput,
+        kernel: str | ArrayLike = "identity",
+        *,
+        size: int | None = None,
+        sigma: float | None = None,
+        padding: int | str | tuple[int, ...] | list[int] = "same",
+        padding_mode: str = "replicate",
+        stride: int | tuple[int, int] = 1,
+        mapping: str | None = None,
+        grayscale: bool = False,
+        output: Literal["array", "png"] = "array",
+    ) -> npt.NDArray[Any] | bytes:
+        """Filter an image with a preset (``"sobel-x"``, ``"gaussian"`` ...) or a matrix.
+
+        ``image`` is a PNG or JPEG file path, its bytes, or pixels as an array ((H,W) or
+        (H,W,C), 0-255). ``output="array"`` returns the float result before any 0-255
+        mapping, (H,W) or (H,W,C); ``output="png"`` returns the PNG the server made with
+        ``mapping`` (clip, minmax or abs; by default the preset's own).
+        """
+        options: dict[str, Any] = {
+            "kernel": kernel if isinstance(kernel, str) else np.asarray(kernel, dtype=float).tolist(),
+            "padding": padding if isinstance(padding, (int, str)) else list(padding),
+            "padding_mode": padding_mode,
+            "stride": _pair(stride),
+            "grayscale": grayscale,
+        }
+        for name, value in (("size", size), ("sigma", sigma), ("mapping", mapping)):
+            if value is not None:
+                options[name] = value
+        accept = {"Accept": "image/png" if output == "png" else "application/json"}
+        if isinstance(image, (str, os.PathLike)):
+            image = Path(image).read_bytes()
+        if isinstance(image, (bytes, bytearray)):
+            data = bytes(image)
+            content_type = "image/jpeg" if data.startswith(b"\xff\xd8\xff") else "image/png"
+            params = {k: _query_value(v) for k, v in options.items()}
+            params["output_encoding"] = "base64"
+            resp = self.request(
+                "POST",
+                "/v1/images/filter",
+                params=params,
+                data=data,
+                headers={**accept, "Content-Type": content_type},
+            )
+        else:
+            body = {**options, "image": _wire(image, "float32"), "output_encoding": "base64"}
+            resp = self.request("POST", "/v1/images/filter", json=body, headers=accept)
+        if output == "png":
+            return resp.content
+        return schemas.ImageFilterResult.model_validate(resp.json()).y
+
+    def kernels(self) -> schemas.KernelList:
+        """The kernel presets with their matrices."""
+        return schemas.KernelList.model_validate(self.request("GET", "/v1/kernels").json())
+
     def info(self) -> schemas.Info:
         return schemas.Info.model_validate(self.request("GET", "/v1/info").json())
 
@@ -282,6 +486,30 @@ class Client:
         """Readiness (default) or liveness. A not-ready server raises ServiceUnavailableError."""
         path = "/v1/health/ready" if ready else "/v1/health/live"
         return schemas.Health.model_validate(self.request("GET", path, retry=False).json())
+
+
+def _lti_spec(spec: LtiSpec) -> dict[str, Any]:
+    """An input or system model (or dict) as JSON; sample arrays as lists or base64."""
+    out = dict(spec)
+    for key in ("samples", "h"):
+        if key in out and out[key] is not None:
+            out[key] = _wire(out[key], "float64")
+    return out
+
+
+def _lti_body(input: LtiSpec, system: LtiSpec, dt: float, duration: float) -> dict[str, Any]:
+    return {
+        "input": _lti_spec(input),
+        "system": _lti_spec(system),
+        "dt": dt,
+        "duration": duration,
+        "output_encoding": "base64",
+    }
+def _query_value(v: Any) -> str:
+    """A filter option as query text: lists as JSON, booleans as true/false."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v if isinstance(v, str) else json.dumps(v)
 
 
 def _pair(v: int | tuple[int, int] | list[int]) -> int | list[int]:

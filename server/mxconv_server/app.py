@@ -57,10 +57,14 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> OpenAPI:
     errors.register(app)
     middleware.register(app)
 
-    from .api import conv, meta
+    from .api import conv, images, jobs, meta, playground, signals
 
     app.register_api(conv.bp)
+    app.register_api(signals.bp)
+    app.register_api(images.bp)
     app.register_api(meta.bp)
+    app.register_blueprint(playground.bp)
+    jobs.register(app)
     meta.register_spec_route(app)
     binary.document(app)  # last: after every blueprint is registered
     return app
