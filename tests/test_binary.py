@@ -133,6 +133,17 @@ def test_npy_in_json_out_matches_json_in(client) -> None:
     assert resp.get_json()["y"] == [[19, 25], [37, 43]]
 
 
+def test_conv1d_takes_the_binary_transport_too(client) -> None:
+    """An endpoint added later gets the binary transport from the one decorator."""
+    x = np.array([1, 2, 3, 4, 5], np.float32)
+    w = np.array([1, -1], np.float32)
+    resp = post(client, "/v1/conv1d", accept=NPY, x=x, weight=w)
+    assert resp.status_code == 200, resp.get_json()
+    np.testing.assert_array_equal(np.load(io.BytesIO(resp.data)), np.correlate(x, w, mode="valid"))
+    api = mxconv.Client("http://test", session=Recorder(client), transport="binary")
+    np.testing.assert_array_equal(api.conv1d(x, w), np.correlate(x, w, mode="valid"))
+
+
 def test_json_in_npy_out(client) -> None:
     resp = client.post(
         "/v1/corr2d",

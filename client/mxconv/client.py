@@ -341,9 +341,7 @@ class Client:
         dtype: str = "float32",
     ) -> schemas.TensorResult:
         """Like :meth:`conv1d`, with the server's FLOP count and compute time."""
-        body: dict[str, Any] = {
-            "x": _wire(x, dtype),
-            "weight": _wire(weight, dtype),
+        params: dict[str, Any] = {
             "stride": stride,
             "padding": padding if isinstance(padding, (int, str)) else list(padding),
             "padding_mode": padding_mode,
@@ -351,11 +349,9 @@ class Client:
             "groups": groups,
             "flip": flip,
             "dtype": dtype,
-            "output_encoding": "base64",
         }
-        if bias is not None:
-            body["bias"] = _wire(bias, dtype)
-        return self._post("/v1/conv1d", body, schemas.TensorResult)
+        arrays = {"x": x, "weight": weight, "bias": bias}
+        return self._compute("/v1/conv1d", arrays, params, schemas.TensorResult)
 
     def lti_response(
         self,
@@ -390,6 +386,7 @@ class Client:
         body.pop("output_encoding")
         resp = self.request("POST", "/v1/lti/response.png", json=body, headers={"Accept": "image/png"})
         return resp.content
+
     @overload
     def filter_image(
         self,
@@ -505,6 +502,8 @@ def _lti_body(input: LtiSpec, system: LtiSpec, dt: float, duration: float) -> di
         "duration": duration,
         "output_encoding": "base64",
     }
+
+
 def _query_value(v: Any) -> str:
     """A filter option as query text: lists as JSON, booleans as true/false."""
     if isinstance(v, bool):

@@ -16,6 +16,7 @@ from mxconv.schemas import (
     TensorResult,
 )
 
+from .. import binary
 from ..compute import signals
 from . import common
 
@@ -28,6 +29,7 @@ PNG_RESPONSE: dict[str, Any] = {
 
 
 @bp.post("/conv1d", responses={200: TensorResult, **common.COMPUTE_ERRORS})
+@binary.tensor_io
 def conv1d(body: Conv1dRequest) -> Any:
     """1-D cross-correlation (flip=false) or convolution (flip=true), with padding, stride,
     dilation, groups, channels, batches and bias: conv2d with height 1."""
