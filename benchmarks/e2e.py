@@ -37,11 +37,11 @@ def run(report: Report, threads: int, env: dict[str, str], quick: bool = False) 
             fast = {"in-process": local, "binary": calls["binary"], "base64": calls["base64"]}
             first = interleaved_ms(fast, reps=1, warmup=1)
             per_round = sum(first.values())
-            ms = interleaved_ms(fast, reps=reps_for(per_round, 600 if quick else 6000, lo=5, hi=25), warmup=0)
+            ms = interleaved_ms(fast, reps=reps_for(per_round, 600 if quick else 4500, lo=5, hi=25), warmup=0)
             first_lists = interleaved_ms({"lists": calls["lists"]}, reps=1, warmup=0)["lists"]
             slow = interleaved_ms(
                 {"in-process": local, "lists": calls["lists"]},
-                reps=reps_for(first_lists, 300 if quick else 4000, lo=3, hi=15),
+                reps=reps_for(first_lists, 300 if quick else 2500, lo=3, hi=15),
                 warmup=0,
             )
             for t in TRANSPORTS:

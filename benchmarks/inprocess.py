@@ -60,7 +60,7 @@ def run(report: Report, threads: int, quick: bool = False) -> dict[str, float]:
         fns = competitors(case, threads)
         check(fns)
         first = interleaved_ms({"mxconv": fns["mxconv"]}, reps=3, warmup=1)["mxconv"]
-        reps = reps_for(first, 600 if quick else 2500, lo=5, hi=41)
+        reps = reps_for(first, 600 if quick else 1800, lo=5, hi=41)
         ms = interleaved_ms(fns, reps=reps)
         medians[case.name] = ms["mxconv"]
         x, w = case.arrays()
