@@ -52,11 +52,18 @@ def test_each_path_matches_the_oracle(xs, ws, stride, pads, dilation, mode, path
 
 @pytest.mark.parametrize(
     ("xs", "ws"),
-    [((1, 3, 16, 16), (16, 3, 3, 3)), ((2, 8, 5, 5), (4, 8, 1, 1)), ((1, 16, 8, 8), (16, 16, 3, 3))],
+    [
+        ((1, 3, 16, 16), (16, 3, 3, 3)),
+        ((2, 8, 5, 5), (4, 8, 1, 1)),
+        ((1, 16, 8, 8), (16, 16, 3, 3)),
+        ((1, 16, 64, 64), (16, 16, 3, 3)),  # over ZERO_COPY_MIN_BYTES: wrapped, not copied
+        ((1, 3, 128, 128), (32, 3, 3, 3)),
+        ((1, 64, 32, 32), (8, 64, 1, 1)),
+    ],
 )
 def test_inputs_are_never_modified(xs, ws) -> None:
-    """x travels to MXNet without a copy: MXNet must only read it. The weight is copied,
-    because oneDNN reorders a weight NDArray in place."""
+    """A large x travels to MXNet without a copy: MXNet must only read it. The weight is
+    copied, because oneDNN reorders a weight NDArray in place."""
     rng = np.random.default_rng(7)
     x, w = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)
     x0, w0 = x.copy(), w.copy()
@@ -70,7 +77,8 @@ def test_inputs_are_never_modified(xs, ws) -> None:
 def test_read_only_misaligned_and_strided_inputs() -> None:
     rng = np.random.default_rng(8)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
-    x = rng.standard_normal((1, 3, 10, 10)).astype(np.float32)
+    x = rng.standard_normal((1, 3, 160, 160)).astype(np.float32)  # over ZERO_COPY_MIN_BYTES
+    assert x.nbytes >= conv.ZERO_COPY_MIN_BYTES
     expected = oracle.conv2d(x, w)
     ro = np.frombuffer(x.tobytes(), dtype=np.float32).reshape(x.shape)  # read-only, like a .npy part
     raw = np.frombuffer(b"\0" + x.tobytes(), dtype=np.uint8)[1:]  # 1 byte off alignment
