@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     )
     max_signal_samples: int = Field(
         20_000, ge=2, description="Largest LTI time grid (duration/dt + 1) one request may ask for."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object a line, with request ids; text: plain lines."
     )
     data_dir: Path = Field(Path("./mxconv-data"), description="Where the embedded job store lives.")
     log_level: str = Field("INFO", description="Python log level.")
