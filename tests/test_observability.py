@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from mxconv_server import logs, metrics
@@ -82,8 +83,25 @@ def test_flops_counted_as_the_response_reports_them(client) -> None:
     assert flops > 0 and after - before == flops
 
 
-def test_job_metrics_without_a_job_system_are_declared_but_down(client) -> None:
-    text = client.get("/metrics").get_data(as_text=True)
+def test_job_metrics_from_the_embedded_store(app) -> None:
+    store = app.extensions[metrics.JOB_STORE_KEY]
+    arrays = {"x": np.ones((3, 3)), "y": np.ones((3, 2))}
+    for _ in range(3):
+        store.create({"layer": {"out_channels": 1, "kernel_size": [1, 2]}}, arrays, epochs=5)
+    assert store.claim("host-z:99", 30) is not None
+    samples = parse(app.test_client().get("/metrics").get_data(as_text=True))
+    assert value(samples, "mxconv_job_store_up") == 1
+    assert value(samples, "mxconv_jobs", state="queued") == 2
+    assert value(samples, "mxconv_jobs", state="running") == 1
+    assert value(samples, "mxconv_jobs", state="failed") == 0
+    assert value(samples, "mxconv_job_queue_depth") == 2
+    beat = value(samples, "mxconv_job_worker_last_heartbeat_timestamp_seconds", worker="host-z:99")
+    assert abs(beat - time.time()) < 60
+
+
+def test_job_metrics_without_a_job_system_are_declared_but_down(app) -> None:
+    del app.extensions[metrics.JOB_STORE_KEY]
+    text = app.test_client().get("/metrics").get_data(as_text=True)
     beat = "mxconv_job_worker_last_heartbeat_timestamp_seconds"
     assert {"mxconv_jobs", "mxconv_job_queue_depth", beat} <= family_names(text)
     assert value(parse(text), "mxconv_job_store_up") == 0

@@ -38,6 +38,8 @@ disable_created_metrics()
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Flask's ``app.extensions`` key under which the job system puts its :class:`JobStats`.
 JOB_STATS_KEY = "mxconv.job_stats"
+#: Where api/jobs.py keeps the job store; its figures are used when no JobStats is given.
+JOB_STORE_KEY = "mxconv.jobs"
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -91,7 +93,8 @@ def count_flops(flops: int) -> None:
 
 @runtime_checkable
 class JobStats(Protocol):
-    """What the job system offers the metrics: read-only figures from its store."""
+    """What the metrics read from the job system: figures from its store. Without one given in
+    ``app.extensions[JOB_STATS_KEY]``, :class:`StoreStats` derives them from the job store."""
 
     def counts_by_status(self) -> Mapping[str, int]:
         """Jobs in the store, by status (queued, running, succeeded, failed, cancelled)."""
@@ -146,6 +149,34 @@ class JobCollector:
         yield store_up
 
 
+class StoreStats:
+    """:class:`JobStats` from any job store (jobs/store.py's contract)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def counts_by_status(self) -> Mapping[str, int]:
+        return {state: self.store.count(state) for state in JOB_STATES}
+
+    def queue_depth(self) -> int:
+        return int(self.store.count("queued"))  # the store is the queue
+
+    def worker_heartbeats(self) -> Mapping[str, float]:
+        own = getattr(self.store, "worker_heartbeats", None)
+        if callable(own):  # the Redis store records every worker, idle ones too
+            return own()  # type: ignore[no-any-return]
+        # Otherwise the workers holding a job, by their latest write to it.
+        running, _ = self.store.list(status="running", limit=500)
+        return {r.worker: r.updated_at for r in running if r.worker}
+
+
+def job_stats(app: Flask) -> JobStats | None:
+    stats = app.extensions.get(JOB_STATS_KEY)
+    if stats is None and app.extensions.get(JOB_STORE_KEY) is not None:
+        stats = app.extensions[JOB_STATS_KEY] = StoreStats(app.extensions[JOB_STORE_KEY])
+    return stats  # type: ignore[no-any-return]
+
+
 def multiprocess_dir() -> str | None:
     path = os.environ.get(MULTIPROC_ENV)
     return path if path and os.path.isdir(path) else None
@@ -165,7 +196,6 @@ def exposition(stats: JobStats | None) -> bytes:
 
 def register(app: Flask) -> None:
     def metrics_view() -> Any:
-        stats = current_app.extensions.get(JOB_STATS_KEY)
-        return Response(exposition(stats), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(job_stats(current_app)), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])
