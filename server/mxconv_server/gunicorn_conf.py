@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import tempfile
 from typing import Any
 
@@ -58,6 +59,11 @@ def on_exit(server: Any) -> None:
 
 def post_fork(server: Any, worker: Any) -> None:
     """Every process starts with the same RNG state; give each worker its own seed."""
+    # Until gunicorn installs the worker's own handlers (after this hook), the fork still has the
+    # master's, which only queue the signal for a master that is not there: a stop arriving while
+    # MXNet loads below was lost, and shutdown waited out graceful_timeout. Die at once instead.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     seed = (os.getpid() * 2654435761) % 2**31
     random.seed(seed)
     try:
