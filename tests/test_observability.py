@@ -83,6 +83,25 @@ def test_flops_counted_as_the_response_reports_them(client) -> None:
     assert flops > 0 and after - before == flops
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/conv1d", {"x": [1, 2, 3, 4, 5], "weight": [1, -1]}),
+        ("/v1/lti/response", {"input": {"kind": "step"}, "system": {"kind": "first_order", "T": 1}, "dt": 0.1,
+                              "duration": 2}),
+    ],
+)  # fmt: skip
+def test_signal_endpoints_count_their_flops(client, path: str, body: dict[str, object]) -> None:
+    def served() -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        return value(parse(text), "mxconv_flops_total", endpoint=path)
+
+    before = served()
+    resp = client.post(path, json=body)
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["flops"] > 0 and served() - before == resp.get_json()["flops"]
+
+
 def test_job_metrics_from_the_embedded_store(app) -> None:
     store = app.extensions[metrics.JOB_STORE_KEY]
     arrays = {"x": np.ones((3, 3)), "y": np.ones((3, 2))}
