@@ -102,6 +102,27 @@ def test_signal_endpoints_count_their_flops(client, path: str, body: dict[str, o
     assert resp.get_json()["flops"] > 0 and served() - before == resp.get_json()["flops"]
 
 
+def test_image_filter_counts_flops_for_png_and_json_answers(client) -> None:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 6), (200, 10, 30)).save(buf, format="PNG")
+
+    def served() -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        return value(parse(text), "mxconv_flops_total", endpoint="/v1/images/filter")
+
+    def post(**headers: str):
+        return client.post(
+            "/v1/images/filter", data=buf.getvalue(), content_type="image/png", headers=headers
+        )
+
+    start = served()
+    flops = post(Accept="application/json").get_json()["flops"]
+    assert flops > 0 and served() - start == flops
+    assert post().mimetype == "image/png" and served() - start == 2 * flops
+
+
 def test_job_metrics_from_the_embedded_store(app) -> None:
     store = app.extensions[metrics.JOB_STORE_KEY]
     arrays = {"x": np.ones((3, 3)), "y": np.ones((3, 2))}

@@ -57,13 +57,13 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> OpenAPI:
     middleware.register(app)
     metrics.register(app)
 
-    from .api import conv, meta, signals
+    from .api import conv, images, jobs, meta, playground, signals
 
     app.register_api(conv.bp)
     app.register_api(signals.bp)
+    app.register_api(images.bp)
     app.register_api(meta.bp)
-    from .api import jobs
-
+    app.register_blueprint(playground.bp)
     jobs.register(app)
     meta.register_spec_route(app)
     return app

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     max_signal_samples: int = Field(
         20_000, ge=2, description="Largest LTI time grid (duration/dt + 1) one request may ask for."
     )
+    max_image_pixels: int = Field(
+        16 * 1024 * 1024,
+        ge=1,
+        description="Largest image (width x height) /v1/images/filter decodes; 413 beyond.",
+    )
     log_format: Literal["json", "text"] = Field(
         "json", description="json: one JSON object a line, with request ids; text: plain lines."
     )

@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Reachable without a key even when MXCONV_API_KEYS is set: probes must not need secrets.
-PUBLIC_ENDPOINTS = frozenset({"meta.live", "meta.ready"})
+PUBLIC_ENDPOINTS = frozenset({"meta.live", "meta.ready", "playground.index", "playground.static"})
 
 
 def accepts(*mimetypes: str) -> Callable[[F], F]:
