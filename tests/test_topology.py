@@ -3,8 +3,9 @@ workers, all on 127.0.0.1 and all launched as docker-compose.yml launches them (
 
 20 jobs go in through both APIs; each is read back through the other API; one worker is
 killed with SIGKILL while it trains. Every job must end succeeded, with the seed's kernel
-learned, and none may have run to completion twice. Its figures are printed in every
-run (past pytest's capture), and written to test-artifacts/topology.json.
+learned, and none may have run to completion twice; then one API restarts and still reads
+every record. Its figures are printed in every run (past pytest's capture), and written to
+test-artifacts/topology.json.
 """
 
 from __future__ import annotations
@@ -190,6 +191,19 @@ def test_topology_redis_two_apis_two_workers_one_killed(
         store_attempts = sum(j.attempts for j in final.values())
         assert store_attempts == len(attempts)
 
+        # Records survive an API restart: stop one API, start it again, read every job through it.
+        restart_t0 = time.monotonic()
+        apis[0].stop()
+        restarted = Proc(apis[0].launch, tmp_path / "api-0-restarted.log")
+        procs.append(restarted)
+        wait_ready([restarted])
+        again = mxconv.Client(restarted.url)
+        for job_id, before in final.items():
+            after = again.jobs.get(job_id, history=False)
+            assert after.status == "succeeded" and after.result is not None and before.result is not None
+            assert np.array_equal(np.asarray(after.result.weight), np.asarray(before.result.weight))
+        restart_s = time.monotonic() - restart_t0
+
         figures = {
             "jobs": JOBS,
             "epochs_per_job": EPOCHS,
@@ -201,6 +215,7 @@ def test_topology_redis_two_apis_two_workers_one_killed(
             "recoveries": sum(1 for j in final.values() if j.attempts > 1),
             "seconds_kill_to_recovered_job_done": round(recovery_s, 1),
             "attempts_total": store_attempts,
+            "seconds_api_restart_to_all_read": round(restart_s, 1),
             "stale_writes_refused": lost,
             "jobs_per_worker": dict(Counter(str(r.worker) for r in records.values() if r)),
             "submitted_per_api": dict(Counter(submitted.values())),
@@ -212,7 +227,7 @@ def test_topology_redis_two_apis_two_workers_one_killed(
         (artifacts / "topology.json").write_text(json.dumps(figures, indent=2) + "\n")
 
         # Both APIs report the same job figures from Redis.
-        for api in apis:
+        for api in (restarted, apis[1]):
             text = requests.get(f"{api.url}/metrics", timeout=10).text
             assert f'mxconv_jobs{{state="succeeded"}} {float(JOBS)}' in text
             assert "mxconv_job_store_up 1.0" in text
