@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Request, Response, g, request
 
-from . import binary
+from . import binary, metrics
 from .errors import ApiError
 
 log = logging.getLogger("mxconv.access")
@@ -109,13 +109,20 @@ def register(app: Flask) -> None:
         resp.headers["X-Request-ID"] = getattr(g, "request_id", "")
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Cache-Control"] = resp.headers.get("Cache-Control", "no-store")
-        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.observe_request(request.method, resp.status_code, elapsed)
         log.info(
             "%s %s %s %.1fms",
             request.method,
             request.path,
             resp.status_code,
-            elapsed,
-            extra={"request_id": g.get("request_id", "-")},
+            elapsed * 1000,
+            extra={
+                "request_id": g.get("request_id", "-"),
+                "method": request.method,
+                "path": request.path,
+                "status": resp.status_code,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
         )
         return resp

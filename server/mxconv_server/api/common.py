@@ -11,7 +11,7 @@ from flask import current_app
 from mxconv import tensors
 from mxconv.schemas import ErrorResponse
 
-from .. import binary
+from .. import binary, metrics
 from ..compute.conv import Conv2dPlan, check_budget
 from ..compute.errors import OverBudget
 from ..config import Settings
@@ -60,10 +60,13 @@ def encode(arr: np.ndarray, encoding: str) -> Any:
 def timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     result = fn()
-    return result, (time.perf_counter() - start) * 1000
+    seconds = time.perf_counter() - start
+    metrics.observe_compute(seconds)
+    return result, seconds * 1000
 
 
 def tensor_result(y: np.ndarray, encoding: str, flops: int, elapsed_ms: float) -> dict[str, Any]:
+    metrics.count_flops(flops)  # every compute endpoint answers through here
     return {
         # For Accept: application/x-npy, binary.tensor_io sends the array itself: no encoding.
         "y": y if binary.wants_npy() else encode(y, encoding),

@@ -119,7 +119,9 @@ class Worker:
         def flush(report: training.EpochReport | None) -> Heartbeat:
             kwargs: dict[str, Any] = {"new_losses": dict(pending)}
             if report is not None:
-                kwargs.update(epoch=report.epoch, loss=report.loss, elapsed=report.elapsed)
+                kwargs.update(
+                    epoch=report.epoch, loss=report.loss, elapsed=report.elapsed, snapshot=report.snapshot()
+                )
             answer = self.store.heartbeat(lease, lease_s, **kwargs)
             pending.clear()
             last["flush"] = time.monotonic()
@@ -221,10 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     # OpenMP reads these when MXNet loads: set them before anything imports it.
     os.environ.setdefault("OMP_NUM_THREADS", str(settings.job_threads()))
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=f"%(asctime)s [job-worker {os.getpid()}] %(levelname)s %(message)s",
-    )
+    from .. import logs
+
+    logs.configure(settings.log_level, settings.log_format)  # JSON lines, like the API's
     worker = Worker(settings)
 
     def stop(signum: int, _frame: Any) -> None:
