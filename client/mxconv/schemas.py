@@ -56,7 +56,9 @@ def _decode_finite(value: Any) -> npt.NDArray[Any]:
 
 
 def _decode_any(value: Any) -> npt.NDArray[Any]:
-    return tensors.decode(value, require_finite=False)
+    arr = tensors.decode(value, require_finite=False)
+    # A result is the caller's to keep and change: never a read-only view of a response buffer.
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def _serialize(arr: npt.NDArray[Any]) -> Any:
