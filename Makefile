@@ -19,7 +19,7 @@ serve: $(STAMP)
 	$(BIN)/mxconv serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check client server tests benchmarks
+	$(BIN)/ruff check client server tests $(wildcard benchmarks loadtest)
 	$(BIN)/mypy
 
 test: lint

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -62,11 +63,11 @@ def from_b64(value: dict[str, Any]) -> npt.NDArray[Any]:
         raw = base64.b64decode(value["b64"], validate=True)
     except KeyError as e:
         raise TensorDecodeError(f"base64 tensor needs 'dtype', 'shape' and 'b64'; missing {e}") from None
-    except (TypeError, ValueError, binascii.Error):
+    except (TypeError, ValueError, OverflowError, binascii.Error):
         raise TensorDecodeError("base64 tensor: 'shape' must be integers, 'b64' valid base64") from None
     if any(d < 1 for d in shape):
         raise TensorDecodeError(f"shape {list(shape)}: every dimension must be at least 1")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a huge shape cannot overflow
     if len(raw) != expected:
         raise TensorDecodeError(
             f"base64 tensor holds {len(raw)} bytes, but shape {list(shape)} of {dtype.name} needs {expected}"
