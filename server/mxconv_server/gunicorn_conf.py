@@ -9,6 +9,8 @@ import os
 import random
 from typing import Any
 
+import gunicorn.http.wsgi
+
 from mxconv_server.config import Settings
 
 _settings = Settings()
@@ -43,4 +45,11 @@ def post_fork(server: Any, worker: Any) -> None:
     from mxconv_server.compute.mx import mxnet
 
     mxnet.random.seed(seed)
+
+
 control_socket_disable = True  # several services (and tests) may share this host
+
+# No server banner: gunicorn answers "Server: gunicorn" on every response (older releases added
+# the version). Name the service instead; workers are forked from this master, so they inherit
+# the patched module global.
+gunicorn.http.wsgi.SERVER = "mxconv"

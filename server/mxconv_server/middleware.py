@@ -88,6 +88,8 @@ def register(app: Flask) -> None:
     def _after(resp: Response) -> Response:
         resp.headers["X-Request-ID"] = getattr(g, "request_id", "")
         resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers["Cache-Control"] = resp.headers.get("Cache-Control", "no-store")
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         log.info(
