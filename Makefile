@@ -19,7 +19,7 @@ serve: $(STAMP)
 	$(BIN)/mxconv serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check client server tests $(wildcard benchmarks loadtest)
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: lint

@@ -16,6 +16,8 @@ from . import errors, schemas, tensors
 
 ArrayLike = Any
 Model = TypeVar("Model", bound=BaseModel)
+#: An LTI input or system: a model from mxconv.schemas, or the same fields as a mapping.
+LtiSpec = BaseModel | Mapping[str, Any]
 
 #: Arrays with at most this many elements travel as readable nested JSON lists; larger ones
 #: as base64 (exact bits, about 4x smaller than decimal text).
@@ -237,6 +239,103 @@ class Client:
             body["bias"] = _wire(bias, dtype)
         return self._post("/v1/channel-mix", body, schemas.ChannelMixResult)
 
+    def conv1d(
+        self,
+        x: ArrayLike,
+        weight: ArrayLike,
+        bias: ArrayLike | None = None,
+        *,
+        stride: int = 1,
+        padding: int | str | tuple[int, int] | list[int] = 0,
+        padding_mode: str = "zeros",
+        dilation: int = 1,
+        groups: int = 1,
+        flip: bool = False,
+        dtype: str = "float32",
+    ) -> npt.NDArray[Any]:
+        """1-D cross-correlation (``flip=False``) or convolution (``flip=True``).
+
+        ``x`` is (L,), (C,L) or (N,C,L); ``weight`` (k,) or (O,C/groups,k); ``padding`` an int,
+        ``(left, right)``, or ``"valid"``/``"same"``/``"full"``.
+        """
+        return self.conv1d_result(
+            x,
+            weight,
+            bias,
+            stride=stride,
+            padding=padding,
+            padding_mode=padding_mode,
+            dilation=dilation,
+            groups=groups,
+            flip=flip,
+            dtype=dtype,
+        ).y
+
+    def conv1d_result(
+        self,
+        x: ArrayLike,
+        weight: ArrayLike,
+        bias: ArrayLike | None = None,
+        *,
+        stride: int = 1,
+        padding: int | str | tuple[int, int] | list[int] = 0,
+        padding_mode: str = "zeros",
+        dilation: int = 1,
+        groups: int = 1,
+        flip: bool = False,
+        dtype: str = "float32",
+    ) -> schemas.TensorResult:
+        """Like :meth:`conv1d`, with the server's FLOP count and compute time."""
+        body: dict[str, Any] = {
+            "x": _wire(x, dtype),
+            "weight": _wire(weight, dtype),
+            "stride": stride,
+            "padding": padding if isinstance(padding, (int, str)) else list(padding),
+            "padding_mode": padding_mode,
+            "dilation": dilation,
+            "groups": groups,
+            "flip": flip,
+            "dtype": dtype,
+            "output_encoding": "base64",
+        }
+        if bias is not None:
+            body["bias"] = _wire(bias, dtype)
+        return self._post("/v1/conv1d", body, schemas.TensorResult)
+
+    def lti_response(
+        self,
+        input: LtiSpec,
+        system: LtiSpec,
+        *,
+        dt: float,
+        duration: float,
+    ) -> schemas.LtiResult:
+        """The response of an LTI system at rest, y = x * h, simulated on the grid 0, dt, ... .
+
+        ``input`` and ``system`` are models from :mod:`mxconv.schemas` (``StepInput()``,
+        ``FirstOrder(T=1)`` ...) or the same as dicts (``{"kind": "step"}``). The result holds
+        numpy arrays ``t``, ``x``, ``h``, ``y`` and, where a closed form exists, ``y_analytic``
+        and ``max_abs_error``.
+        """
+        body = _lti_body(input, system, dt, duration)
+        return self._post("/v1/lti/response", body, schemas.LtiResult)
+
+    def lti_response_png(
+        self,
+        input: LtiSpec,
+        system: LtiSpec,
+        *,
+        dt: float,
+        duration: float,
+        width: int = 800,
+        height: int = 500,
+    ) -> bytes:
+        """The response plotted (response, input, closed form) as PNG bytes of width x height."""
+        body = {**_lti_body(input, system, dt, duration), "width": width, "height": height}
+        body.pop("output_encoding")
+        resp = self.request("POST", "/v1/lti/response.png", json=body, headers={"Accept": "image/png"})
+        return resp.content
+
     def info(self) -> schemas.Info:
         return schemas.Info.model_validate(self.request("GET", "/v1/info").json())
 
@@ -244,6 +343,25 @@ class Client:
         """Readiness (default) or liveness. A not-ready server raises ServiceUnavailableError."""
         path = "/v1/health/ready" if ready else "/v1/health/live"
         return schemas.Health.model_validate(self.request("GET", path, retry=False).json())
+
+
+def _lti_spec(spec: LtiSpec) -> dict[str, Any]:
+    """An input or system model (or dict) as JSON; sample arrays as lists or base64."""
+    out = dict(spec)
+    for key in ("samples", "h"):
+        if key in out and out[key] is not None:
+            out[key] = _wire(out[key], "float64")
+    return out
+
+
+def _lti_body(input: LtiSpec, system: LtiSpec, dt: float, duration: float) -> dict[str, Any]:
+    return {
+        "input": _lti_spec(input),
+        "system": _lti_spec(system),
+        "dt": dt,
+        "duration": duration,
+        "output_encoding": "base64",
+    }
 
 
 def _pair(v: int | tuple[int, int] | list[int]) -> int | list[int]:

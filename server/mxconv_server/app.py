@@ -58,9 +58,10 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> MxconvOpenAPI
     errors.register(app)
     middleware.register(app)
 
-    from .api import conv, meta
+    from .api import conv, meta, signals
 
     app.register_api(conv.bp)
+    app.register_api(signals.bp)
     app.register_api(meta.bp)
     meta.register_spec_route(app)
     return app

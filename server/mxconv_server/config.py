@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_flops: int = Field(
         50 * 10**9, ge=1, description="Largest computation one request may ask for, in FLOPs."
     )
+    max_signal_samples: int = Field(
+        20_000, ge=2, description="Largest LTI time grid (duration/dt + 1) one request may ask for."
+    )
     data_dir: Path = Field(Path("./mxconv-data"), description="Where the embedded job store lives.")
     log_level: str = Field("INFO", description="Python log level.")
 
