@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         repr=False,  # secrets stay out of logs and tracebacks that print the settings
     )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body.")
+    body_timeout: float = Field(
+        60, gt=0, le=3600, description="Seconds a request body may take to arrive (408 beyond)."
+    )
     max_tensor_elements: int = Field(
         16 * 1024 * 1024, ge=1, description="Largest input or output tensor, in elements."
     )

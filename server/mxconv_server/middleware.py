@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Request, Response, g, request
 
+from .body import buffer_request_body
 from .errors import ApiError
 
 log = logging.getLogger("mxconv.access")
@@ -82,6 +83,8 @@ def register(app: Flask) -> None:
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         if keys and request.endpoint not in PUBLIC_ENDPOINTS and request.method != "OPTIONS":
             _check_api_key(keys)
+        settings = app.config["MXCONV"]
+        buffer_request_body(request, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
         _parse_json_body(app)
 
     @app.after_request

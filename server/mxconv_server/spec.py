@@ -7,7 +7,7 @@ service to its spec:
 
 * 401 and a bearer security requirement on every endpoint outside PUBLIC_ENDPOINTS, when
   API keys are on;
-* 400, 413, 415 and 422 on every operation that takes a body;
+* 400, 408, 413, 415 and 422 on every operation that takes a body;
 * 404 on every operation with path parameters;
 * 422 in the one error shape, replacing flask-openapi3's default (a list of pydantic
   errors, which mxconv never sends), and only where a request can be invalid.
@@ -29,6 +29,7 @@ _DESCRIPTIONS = {
     400: "Malformed body (not JSON, or not parseable).",
     401: "Missing or invalid API key.",
     404: "Unknown resource.",
+    408: "The body did not arrive within MXCONV_BODY_TIMEOUT seconds.",
     413: "The body, or the work it asks for, is over a limit.",
     415: "Unsupported Content-Type.",
     422: "The body parses but is invalid; details give pydantic's error locations.",
@@ -76,7 +77,7 @@ def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, 
             has_params = bool(op.get("parameters")) or "{" in path
             wanted = set()
             if has_body:
-                wanted |= {400, 413, 415, 422}
+                wanted |= {400, 408, 413, 415, 422}
             if "{" in path:
                 wanted.add(404)
             if has_params:
