@@ -23,6 +23,7 @@ from .errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from .jobs import JobTimeoutError
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,7 @@ __all__ = [
     "BadRequestError",
     "Client",
     "ConflictError",
+    "JobTimeoutError",
     "MxconvError",
     "NotFoundError",
     "PayloadTooLargeError",

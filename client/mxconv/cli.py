@@ -8,8 +8,12 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from . import errors
+import numpy as np
+
+from . import errors, schemas
 from .client import Client
 
 
@@ -38,6 +42,90 @@ def _cmd_corr2d(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_job(job: schemas.Job) -> None:
+    print(job.model_dump_json(indent=2))
+
+
+def _cmd_jobs_submit(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
+    spec = json.loads(text)
+    for name in ("x", "y", "initial_weight", "initial_bias"):
+        path = getattr(args, name, None)
+        if path:  # .npy files only, never pickles
+            spec[name] = np.load(path, allow_pickle=False).tolist()
+    client = _client(args)
+    job = client.jobs.submit_spec(spec)
+    print(job.id if args.wait else job.model_dump_json(indent=2))
+    if args.wait:
+        return _watch(client, job.id, args.timeout)
+    return 0
+
+
+def _watch(client: Client, job_id: str, timeout: float | None) -> int:
+    job = client.jobs.wait(job_id, timeout=timeout, progress=True)
+    _print_job(job)
+    return 0 if job.status == "succeeded" else 1
+
+
+def _cmd_jobs_watch(args: argparse.Namespace) -> int:
+    return _watch(_client(args), args.job_id, args.timeout)
+
+
+def _cmd_jobs_get(args: argparse.Namespace) -> int:
+    _print_job(_client(args).jobs.get(args.job_id, history=args.history))
+    return 0
+
+
+def _cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    _print_job(_client(args).jobs.cancel(args.job_id))
+    return 0
+
+
+def _cmd_jobs_delete(args: argparse.Namespace) -> int:
+    _client(args).jobs.delete(args.job_id)
+    return 0
+
+
+def _cmd_jobs_list(args: argparse.Namespace) -> int:
+    page = _client(args).jobs.list(status=args.status, limit=args.limit, offset=args.offset)
+    for job in page.jobs:
+        loss = "-" if job.progress.loss is None else f"{job.progress.loss:.4g}"
+        print(f"{job.id}  {job.status:<9}  epoch {job.progress.epoch}/{job.progress.epochs}  loss {loss}")
+    print(f"({len(page.jobs)} of {page.total})", file=sys.stderr)
+    return 0
+
+
+def _add_jobs(sub: Any) -> None:
+    jobs = sub.add_parser("jobs", help="training jobs: submit, watch, get, cancel, list, delete")
+    jsub = jobs.add_subparsers(dest="jobs_command", required=True)
+    submit = jsub.add_parser("submit", help="submit a job spec (JSON file, or - for stdin)")
+    submit.add_argument("spec", help="JobSpec as JSON: x, y, layer, optimizer, epochs ...")
+    for name in ("x", "y", "initial_weight", "initial_bias"):
+        submit.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"{name} from a .npy file")
+    submit.add_argument("--wait", action="store_true", help="then watch it with a progress bar")
+    submit.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+    submit.set_defaults(func=_cmd_jobs_submit)
+    watch = jsub.add_parser("watch", help="show a progress bar until the job finishes")
+    watch.add_argument("job_id")
+    watch.add_argument("--timeout", type=float, default=None)
+    watch.set_defaults(func=_cmd_jobs_watch)
+    get = jsub.add_parser("get", help="print the job as JSON")
+    get.add_argument("job_id")
+    get.add_argument("--no-history", dest="history", action="store_false", help="omit the loss history")
+    get.set_defaults(func=_cmd_jobs_get)
+    cancel = jsub.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(func=_cmd_jobs_cancel)
+    delete = jsub.add_parser("delete", help="delete a finished job")
+    delete.add_argument("job_id")
+    delete.set_defaults(func=_cmd_jobs_delete)
+    lst = jsub.add_parser("list", help="list jobs, newest first")
+    lst.add_argument("--status", default=None)
+    lst.add_argument("--limit", type=int, default=50)
+    lst.add_argument("--offset", type=int, default=0)
+    lst.set_defaults(func=_cmd_jobs_list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mxconv", description="The mxconv convolution service.")
     parser.add_argument(
@@ -63,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     corr.add_argument("x", help="input as JSON, e.g. '[[0,1,2],[3,4,5],[6,7,8]]'")
     corr.add_argument("kernel", help="kernel as JSON, e.g. '[[0,1],[2,3]]'")
     corr.set_defaults(func=_cmd_corr2d)
+    _add_jobs(sub)
     return parser
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +18,8 @@ from pydantic import BaseModel
 from . import errors, schemas, tensors
 
 ArrayLike = Any
+#: An image: a PNG or JPEG path or its bytes, or pixels (H,W) or (H,W,C) in 0-255.
+ImageInput = Any
 Model = TypeVar("Model", bound=BaseModel)
 #: An LTI input or system: a model from mxconv.schemas, or the same fields as a mapping.
 LtiSpec = BaseModel | Mapping[str, Any]
@@ -61,6 +66,9 @@ class Client:
         self.max_retries = max_retries
         self.session = session or requests.Session()
         self._backoff = backoff
+        from .jobs import Jobs
+
+        self.jobs = Jobs(self)
 
     # -- transport ---------------------------------------------------------------------
 
@@ -335,6 +343,94 @@ class Client:
         body.pop("output_encoding")
         resp = self.request("POST", "/v1/lti/response.png", json=body, headers={"Accept": "image/png"})
         return resp.content
+    @overload
+    def filter_image(
+        self,
+        image: ImageInput,
+        kernel: str | ArrayLike = ...,
+        *,
+        size: int | None = ...,
+        sigma: float | None = ...,
+        padding: int | str | tuple[int, ...] | list[int] = ...,
+        padding_mode: str = ...,
+        stride: int | tuple[int, int] = ...,
+        mapping: str | None = ...,
+        grayscale: bool = ...,
+        output: Literal["array"] = ...,
+    ) -> npt.NDArray[Any]: ...
+
+    @overload
+    def filter_image(
+        self,
+        image: ImageInput,
+        kernel: str | ArrayLike = ...,
+        *,
+        size: int | None = ...,
+        sigma: float | None = ...,
+        padding: int | str | tuple[int, ...] | list[int] = ...,
+        padding_mode: str = ...,
+        stride: int | tuple[int, int] = ...,
+        mapping: str | None = ...,
+        grayscale: bool = ...,
+        output: Literal["png"],
+    ) -> bytes: ...
+
+    def filter_image(
+        self,
+        image: ImageInput,
+        kernel: str | ArrayLike = "identity",
+        *,
+        size: int | None = None,
+        sigma: float | None = None,
+        padding: int | str | tuple[int, ...] | list[int] = "same",
+        padding_mode: str = "replicate",
+        stride: int | tuple[int, int] = 1,
+        mapping: str | None = None,
+        grayscale: bool = False,
+        output: Literal["array", "png"] = "array",
+    ) -> npt.NDArray[Any] | bytes:
+        """Filter an image with a preset (``"sobel-x"``, ``"gaussian"`` ...) or a matrix.
+
+        ``image`` is a PNG or JPEG file path, its bytes, or pixels as an array ((H,W) or
+        (H,W,C), 0-255). ``output="array"`` returns the float result before any 0-255
+        mapping, (H,W) or (H,W,C); ``output="png"`` returns the PNG the server made with
+        ``mapping`` (clip, minmax or abs; by default the preset's own).
+        """
+        options: dict[str, Any] = {
+            "kernel": kernel if isinstance(kernel, str) else np.asarray(kernel, dtype=float).tolist(),
+            "padding": padding if isinstance(padding, (int, str)) else list(padding),
+            "padding_mode": padding_mode,
+            "stride": _pair(stride),
+            "grayscale": grayscale,
+        }
+        for name, value in (("size", size), ("sigma", sigma), ("mapping", mapping)):
+            if value is not None:
+                options[name] = value
+        accept = {"Accept": "image/png" if output == "png" else "application/json"}
+        if isinstance(image, (str, os.PathLike)):
+            image = Path(image).read_bytes()
+        if isinstance(image, (bytes, bytearray)):
+            data = bytes(image)
+            content_type = "image/jpeg" if data.startswith(b"\xff\xd8\xff") else "image/png"
+            params = {k: _query_value(v) for k, v in options.items()}
+            params["output_encoding"] = "base64"
+            resp = self.request(
+                "POST",
+                "/v1/images/filter",
+                params=params,
+                data=data,
+                headers={**accept, "Content-Type": content_type},
+            )
+        else:
+            body = {**options, "image": _wire(image, "float32"), "output_encoding": "base64"}
+            resp = self.request("POST", "/v1/images/filter", json=body, headers=accept)
+        if output == "png":
+            return resp.content
+        return schemas.ImageFilterResult.model_validate(resp.json()).y
+
+    def kernels(self) -> schemas.KernelList:
+        """The kernel presets with their matrices."""
+        return schemas.KernelList.model_validate(self.request("GET", "/v1/kernels").json())
 
     def info(self) -> schemas.Info:
         return schemas.Info.model_validate(self.request("GET", "/v1/info").json())
@@ -362,6 +458,11 @@ def _lti_body(input: LtiSpec, system: LtiSpec, dt: float, duration: float) -> di
         "duration": duration,
         "output_encoding": "base64",
     }
+def _query_value(v: Any) -> str:
+    """A filter option as query text: lists as JSON, booleans as true/false."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v if isinstance(v, str) else json.dumps(v)
 
 
 def _pair(v: int | tuple[int, int] | list[int]) -> int | list[int]:

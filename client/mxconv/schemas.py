@@ -3,6 +3,8 @@ parses responses with them, and /openapi.json is generated from them."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -15,6 +17,7 @@ from pydantic import (
     PlainValidator,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from . import tensors
@@ -399,3 +402,226 @@ class LtiResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
     flops: int
     elapsed_ms: float
+
+
+# -- training jobs ---------------------------------------------------------------------
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Optimizer = Literal["sgd", "adam"]
+LossName = Literal["l2", "mse", "l1"]
+
+
+class LayerSpec(Strict):
+    """The Conv2D layer to train; geometry options as in /v1/conv2d."""
+
+    in_channels: PositiveInt | None = Field(None, description="Input channels; default: x's channel count.")
+    out_channels: PositiveInt = Field(1, description="Output channels (filters).")
+    kernel_size: IntPair = Field(description="kh or [kh, kw].")
+    stride: IntPair = 1
+    padding: Padding = Field(
+        0, description='As in /v1/conv2d: int, [ph,pw], [t,b,l,r], "valid"/"same"/"full".'
+    )
+    padding_mode: PaddingMode = "zeros"
+    dilation: IntPair = 1
+    groups: PositiveInt = 1
+    bias: bool = Field(True, description="Learn a bias per output channel.")
+
+    @field_validator("padding")
+    @classmethod
+    def _padding_is_2_or_4(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(v) not in (2, 4):
+            raise ValueError("padding list must be [ph, pw] or [top, bottom, left, right]")
+        return v
+
+
+class EarlyStopping(Strict):
+    patience: int = Field(10, ge=1, description="Stop after this many epochs without improvement.")
+    tolerance: float = Field(
+        0.0, ge=0, description="A loss decrease of at most this does not count as improvement."
+    )
+    target_loss: float | None = Field(None, ge=0, description="Stop as soon as the loss is at most this.")
+
+
+class JobSpec(Strict):
+    """A training job: learn the layer's weight (and bias) so that layer(x) ≈ y."""
+
+    x: Tensor = Field(description="Inputs: (H,W), (C,H,W) or (N,C,H,W).")
+    y: Tensor = Field(description="Targets: the layer's output shape for x, e.g. (N,O,Ho,Wo).")
+    layer: LayerSpec
+    optimizer: Optimizer = "sgd"
+    learning_rate: float = Field(0.03, gt=0, le=1000)
+    epochs: int = Field(100, ge=1, description="Passes over the data (limit: MXCONV_MAX_JOB_EPOCHS).")
+    batch_size: int | None = Field(None, ge=1, description="Samples per step; default: all of them.")
+    loss: LossName = Field("l2", description="l2 (= mse): mean squared error; l1: mean absolute error.")
+    seed: int | None = Field(
+        None, ge=0, lt=2**31, description="Same seed, same weights; default: chosen and recorded."
+    )
+    shuffle: bool = Field(True, description="Shuffle the samples each epoch (with batch_size).")
+    early_stopping: EarlyStopping | None = None
+    initial_weight: Tensor | None = Field(None, description="Start from this weight (O, C/groups, kh, kw).")
+    initial_bias: Tensor | None = Field(None, description="Start from this bias (O,).")
+    name: str | None = Field(None, max_length=200, description="A label of your choosing.")
+
+
+class JobListQuery(Strict):
+    status: JobStatus | None = Field(None, description="Only jobs in this state.")
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+
+
+class JobQuery(Strict):
+    history: bool = Field(True, description="Include the loss of every epoch.")
+    encoding: Encoding = Field("list", description="How the learned weight and bias are encoded.")
+
+
+class JobPath(Strict):
+    job_id: str = Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class JobProgress(BaseModel):
+    epoch: int = Field(description="Epochs done in the current attempt.")
+    epochs: int
+    loss: float | None = Field(None, description="The latest epoch's loss.")
+    elapsed: float | None = Field(None, description="Seconds of training so far.")
+    eta: float | None = Field(None, description="Seconds left, estimated from the pace so far.")
+
+
+class JobResult(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    weight: OutTensor = Field(description="The learned weight, (O, C/groups, kh, kw).")
+    bias: OutTensor | None = Field(None, description="The learned bias, (O,), if the layer has one.")
+    final_loss: float = Field(description="The last epoch's training loss.")
+    data_loss: float = Field(description="The learned layer's loss on all of x and y.")
+    epochs_run: int
+    stopped_early: bool
+    stop_reason: str
+    seed: int
+    elapsed: float = Field(description="Seconds of training.")
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str
+    status: JobStatus
+    name: str | None = None
+    progress: JobProgress
+    timestamps: dict[str, datetime] = Field(
+        description="When the job entered each state: queued, running, and its final state."
+    )
+    attempts: int = Field(description="Runs started; more than 1 after a worker died.")
+    cancel_requested: bool = False
+    worker: str | None = Field(None, description="host:pid of the worker running it.")
+    spec: dict[str, Any] = Field(description="The job spec without its tensors, plus their shapes.")
+    loss_history: list[float] | None = Field(None, description="The loss of every epoch, in order.")
+    result: JobResult | None = None
+    error: str | None = Field(None, description="Why it failed, and what to change.")
+    message: str | None = Field(None, description="The latest note, e.g. re-queued after a worker died.")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None = None
+
+
+# -- images -------------------------------------------------------------------------------
+
+ImageMapping = Literal["clip", "minmax", "abs"]
+KernelSpec = str | Annotated[list[list[float]], Field(min_length=1, max_length=64)]
+#: Options that may arrive as query parameters or form fields, where lists are JSON text.
+_JSON_TEXT_FIELDS = ("kernel", "padding", "stride")
+
+
+class ImageFilterOptions(Strict):
+    """How /v1/images/filter filters. As query parameters (raw image bodies) or form fields
+    (multipart), give matrices and lists as JSON text: ``kernel=[[1,-1]]``, ``padding=[0,1]``."""
+
+    kernel: KernelSpec = Field(
+        "identity",
+        description=(
+            "A preset name (GET /v1/kernels lists them) or a custom matrix, e.g. [[1,-1]]. "
+            "The kernel is cross-correlated with each channel, as conv2d does with flip=false."
+        ),
+    )
+    size: Annotated[int, Field(ge=1, le=31)] | None = Field(
+        None, description="Window size for the box and gaussian presets (odd)."
+    )
+    sigma: Annotated[float, Field(gt=0, le=10)] | None = Field(
+        None, description="Standard deviation for the gaussian preset (default 1)."
+    )
+    padding: Padding = Field(
+        "same", description='As for conv2d; "same" keeps the image size (even kernels pad bottom/right).'
+    )
+    padding_mode: PaddingMode = Field("replicate", description="How the border is extended.")
+    stride: IntPair = 1
+    mapping: ImageMapping | None = Field(
+        None,
+        description=(
+            "How the output becomes 0-255 in the PNG: clip, minmax (stretch min..max) or abs. "
+            "Default: the preset's own (abs for edge, sobel and laplacian; clip otherwise)."
+        ),
+    )
+    grayscale: bool = Field(False, description="Convert the image to greyscale before filtering.")
+    output_encoding: Encoding = Field("list", description="JSON responses: how the output tensor is encoded.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_text(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in _JSON_TEXT_FIELDS:
+                value = data.get(key)
+                if isinstance(value, str) and value.strip().startswith("["):
+                    try:
+                        data[key] = json.loads(value)
+                    except ValueError:
+                        raise ValueError(f"{key}: {value!r} is not valid JSON") from None
+        return data
+
+    @field_validator("padding")
+    @classmethod
+    def _padding_is_2_or_4(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(v) not in (2, 4):
+            raise ValueError("padding list must be [ph, pw] or [top, bottom, left, right]")
+        return v
+
+
+class ImageFilterRequest(ImageFilterOptions):
+    """The JSON form of /v1/images/filter: pixels as a tensor instead of a PNG or JPEG."""
+
+    image: Tensor = Field(description="Pixels, 0-255: (H,W) greyscale or (H,W,C) with C at most 4.")
+
+
+class ImageFilterResult(BaseModel):
+    """``Accept: application/json``: the filtered image as floats, before any 0-255 mapping."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    y: OutTensor = Field(description="(H,W) for one channel, (H,W,C) otherwise.")
+    shape: list[int]
+    dtype: str
+    kernel: list[list[float]] = Field(description="The matrix that was applied.")
+    mapping: ImageMapping = Field(description="The mapping a PNG response would have used.")
+    flops: int
+    elapsed_ms: float
+
+
+class KernelPreset(BaseModel):
+    name: str
+    description: str
+    matrix: list[list[float]] = Field(description="The matrix at the default size and sigma.")
+    mapping: ImageMapping = Field(description="The output mapping it uses by default.")
+    params: list[str] = Field(description="Which of size and sigma it takes.")
+
+
+class KernelList(BaseModel):
+    presets: list[KernelPreset]
+    aliases: dict[str, str] = Field(default_factory=dict)

@@ -58,10 +58,13 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> MxconvOpenAPI
     errors.register(app)
     middleware.register(app)
 
-    from .api import conv, meta, signals
+    from .api import conv, images, jobs, meta, playground, signals
 
     app.register_api(conv.bp)
     app.register_api(signals.bp)
+    app.register_api(images.bp)
     app.register_api(meta.bp)
+    app.register_blueprint(playground.bp)
+    jobs.register(app)
     meta.register_spec_route(app)
     return app

@@ -42,8 +42,45 @@ class Settings(BaseSettings):
     max_signal_samples: int = Field(
         20_000, ge=2, description="Largest LTI time grid (duration/dt + 1) one request may ask for."
     )
+    max_image_pixels: int = Field(
+        16 * 1024 * 1024,
+        ge=1,
+        description="Largest image (width x height) /v1/images/filter decodes; 413 beyond.",
+    )
     data_dir: Path = Field(Path("./mxconv-data"), description="Where the embedded job store lives.")
     log_level: str = Field("INFO", description="Python log level.")
+
+    # Training jobs (issue 3).
+    jobs_url: str = Field(
+        "", description="Job store URL; empty means sqlite:///<data_dir>/jobs.sqlite3 (embedded)."
+    )
+    job_workers: int = Field(1, ge=0, le=64, description="Job worker processes `mxconv serve` runs.")
+    job_omp_threads: int = Field(
+        0, ge=0, le=256, description="OpenMP threads per job worker; 0 means cores / job workers."
+    )
+    max_queued_jobs: int = Field(100, ge=1, description="Queued jobs beyond which submit gets 429.")
+    max_job_epochs: int = Field(100_000, ge=1, description="Largest epochs a job may ask for.")
+    max_job_elements: int = Field(
+        4 * 1024 * 1024, ge=1, description="Largest training sample: elements of x plus y."
+    )
+    max_job_seconds: float = Field(
+        3600.0, gt=0, description="Wall time after which a running job fails with a reason."
+    )
+    job_lease_seconds: float = Field(
+        30.0, gt=0, description="A worker that has not renewed its job's lease this long is presumed dead."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, description="Runs a job gets when its worker dies, before it is marked failed."
+    )
+
+    @property
+    def jobs_store_url(self) -> str:
+        return self.jobs_url or f"sqlite:///{self.data_dir.resolve() / 'jobs.sqlite3'}"
+
+    def job_threads(self) -> int:
+        if self.job_omp_threads:
+            return self.job_omp_threads
+        return max(1, (os.cpu_count() or 1) // max(1, self.job_workers))
 
     @property
     def api_key_list(self) -> list[str]:

@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Reachable without a key even when MXCONV_API_KEYS is set: probes must not need secrets.
-PUBLIC_ENDPOINTS = frozenset({"meta.live", "meta.ready"})
+PUBLIC_ENDPOINTS = frozenset({"meta.live", "meta.ready", "playground.index", "playground.static"})
 
 
 def accepts(*mimetypes: str) -> Callable[[F], F]:
@@ -55,8 +55,10 @@ def _check_api_key(keys: list[str]) -> None:
 
 def _parse_json_body(app: Flask) -> None:
     """Parse JSON once, strictly: malformed JSON is a 400 with the parser's reason."""
-    if request.content_length == 0 or request.method not in ("POST", "PUT", "PATCH"):
+    if request.method not in ("POST", "PUT", "PATCH"):
         return
+    if not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", ""):
+        return  # no body at all (curl -X POST .../cancel sends no Content-Length): nothing to parse
     mimetype = request.mimetype
     if not mimetype:
         raise ApiError(415, "missing Content-Type; send 'Content-Type: application/json'")

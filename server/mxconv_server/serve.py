@@ -40,21 +40,28 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
         return 2
     print(
         f"mxconv: serving on http://{settings.host}:{settings.port} "
-        f"({settings.workers} workers, device {settings.device})",
+        f"({settings.workers} workers, {settings.job_workers} job workers, device {settings.device})",
         file=sys.stderr,
         flush=True,
     )
     children = [subprocess.Popen(gunicorn_command(), env=env)]  # noqa: S603
+    from .jobs.supervisor import WorkerPool, worker_env
+
+    job_env = worker_env(env, settings.job_threads(), explicit=bool(settings.job_omp_threads))
+    pool = WorkerPool(settings.job_workers, job_env)
+    pool.start()
 
     def forward(signum: int, _frame: Any) -> None:
+        pool.signal(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    code = children[0].wait()
+    code = pool.supervise(children[0])  # restarts job workers that die while gunicorn runs
     forward(signal.SIGTERM, None)
+    pool.stop()
     for child in children[1:]:
         child.wait()
     return code

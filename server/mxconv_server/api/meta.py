@@ -20,7 +20,17 @@ from . import common
 bp = APIBlueprint("meta", __name__, url_prefix="/v1", abp_tags=[Tag(name="service")])
 
 ReadyCheck = Callable[[], None]
-FEATURES = ["conv2d", "corr2d", "channel-mix", "base64-tensors", "conv1d", "lti-response", "lti-response-png"]
+FEATURES = [
+    "conv2d",
+    "corr2d",
+    "channel-mix",
+    "base64-tensors",
+    "conv1d",
+    "lti-response",
+    "lti-response-png",
+    "images",
+    "playground",
+]
 
 
 def ready_checks(app: Flask) -> dict[str, ReadyCheck]:
@@ -73,6 +83,7 @@ def info() -> dict[str, Any]:
             "max_tensor_elements": s.max_tensor_elements,
             "max_flops": s.max_flops,
             "max_signal_samples": s.max_signal_samples,
+            "max_image_pixels": s.max_image_pixels,
         },
         "features": current_app.extensions.get("mxconv.features", FEATURES),
     }

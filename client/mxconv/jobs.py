@@ -1,0 +1,195 @@
+"""Training jobs from the client: ``client.jobs.submit(...)``, ``.get``, ``.list``, ``.wait`` ...
+
+>>> job = client.jobs.submit(x, y, kernel_size=(1, 2), optimizer="adam", epochs=300)
+>>> done = client.jobs.wait(job.id, timeout=60, progress=True)
+>>> done.result.weight
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import errors, schemas
+
+if TYPE_CHECKING:
+    from .client import ArrayLike, Client
+
+
+class JobTimeoutError(errors.MxconvError):
+    """``wait`` gave up before the job finished; the job goes on running."""
+
+    def __init__(self, job: schemas.Job, timeout: float) -> None:
+        super().__init__(
+            f"job {job.id} is still {job.status} after {timeout:g} s "
+            f"(epoch {job.progress.epoch} of {job.progress.epochs})"
+        )
+        self.job = job
+
+
+class Jobs:
+    """The /v1/jobs resource."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def submit(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        *,
+        kernel_size: int | tuple[int, int],
+        out_channels: int = 1,
+        in_channels: int | None = None,
+        stride: int | tuple[int, int] = 1,
+        padding: int | str | tuple[int, ...] = 0,
+        padding_mode: str = "zeros",
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        optimizer: str = "sgd",
+        learning_rate: float = 0.03,
+        epochs: int = 100,
+        batch_size: int | None = None,
+        loss: str = "l2",
+        seed: int | None = None,
+        shuffle: bool = True,
+        early_stopping: schemas.EarlyStopping | dict[str, Any] | None = None,
+        initial_weight: ArrayLike | None = None,
+        initial_bias: ArrayLike | None = None,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> schemas.Job:
+        """Submit a training job: learn a Conv2D so that layer(x) ≈ y. Returns at once.
+
+        Retries are safe: every submit carries an ``Idempotency-Key`` (a fresh one unless
+        given), so a retried request returns the job the first one created.
+        """
+        from .client import _pair, _wire
+
+        layer: dict[str, Any] = {
+            "out_channels": out_channels,
+            "kernel_size": _pair(kernel_size),
+            "stride": _pair(stride),
+            "padding": padding if isinstance(padding, (int, str)) else list(padding),
+            "padding_mode": padding_mode,
+            "dilation": _pair(dilation),
+            "groups": groups,
+            "bias": bias,
+        }
+        if in_channels is not None:
+            layer["in_channels"] = in_channels
+        body: dict[str, Any] = {
+            "x": _wire(x, "float32"),
+            "y": _wire(y, "float32"),
+            "layer": layer,
+            "optimizer": optimizer,
+            "learning_rate": learning_rate,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "loss": loss,
+            "seed": seed,
+            "shuffle": shuffle,
+        }
+        if early_stopping is not None:
+            body["early_stopping"] = (
+                early_stopping.model_dump()
+                if isinstance(early_stopping, schemas.EarlyStopping)
+                else dict(early_stopping)
+            )
+        if initial_weight is not None:
+            body["initial_weight"] = _wire(initial_weight, "float32")
+        if initial_bias is not None:
+            body["initial_bias"] = _wire(initial_bias, "float32")
+        if name is not None:
+            body["name"] = name
+        return self.submit_spec(body, idempotency_key=idempotency_key)
+
+    def submit_spec(self, spec: dict[str, Any], *, idempotency_key: str | None = None) -> schemas.Job:
+        """Submit a job spec given as a dict in the wire format (``JobSpec``)."""
+        key = idempotency_key or uuid.uuid4().hex
+        resp = self._client.request("POST", "/v1/jobs", json=spec, headers={"Idempotency-Key": key})
+        return schemas.Job.model_validate(resp.json())
+
+    def get(self, job_id: str, *, history: bool = True) -> schemas.Job:
+        """The job's state, progress and, once it succeeded, its learned weight and bias."""
+        resp = self._client.request(
+            "GET",
+            f"/v1/jobs/{job_id}",
+            params={"history": str(history).lower(), "encoding": "base64"},
+        )
+        return schemas.Job.model_validate(resp.json())
+
+    def list(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> schemas.JobList:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status is not None:
+            params["status"] = status
+        return schemas.JobList.model_validate(self._client.request("GET", "/v1/jobs", params=params).json())
+
+    def cancel(self, job_id: str) -> schemas.Job:
+        """Ask a job to stop: a queued one is cancelled at once, a running one within an epoch.
+        Raises ConflictError if it has already finished."""
+        resp = self._client.request("POST", f"/v1/jobs/{job_id}/cancel")
+        return schemas.Job.model_validate(resp.json())
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job. Raises ConflictError while it is queued or running."""
+        self._client.request("DELETE", f"/v1/jobs/{job_id}")
+
+    def loss_png(self, job_id: str) -> bytes:
+        return self._client.request("GET", f"/v1/jobs/{job_id}/loss.png").content
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        progress: bool = False,
+        *,
+        poll_interval: float = 0.25,
+        on_update: Callable[[schemas.Job], None] | None = None,
+    ) -> schemas.Job:
+        """Poll until the job has finished (succeeded, failed or cancelled) and return it.
+
+        ``progress=True`` shows a tqdm bar with the epoch and the latest loss. Raises
+        :class:`JobTimeoutError` after ``timeout`` seconds; the job itself goes on.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar: Any = None
+        try:
+            while True:
+                job = self.get(job_id, history=False)
+                if on_update is not None:
+                    on_update(job)
+                if progress:
+                    bar = _update_bar(bar, job)
+                if job.finished:
+                    return self.get(job_id)  # with the loss history
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise JobTimeoutError(job, timeout or 0.0)
+                delay = poll_interval
+                if deadline is not None:
+                    delay = max(0.0, min(delay, deadline - time.monotonic()))
+                time.sleep(delay)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _update_bar(bar: Any, job: schemas.Job) -> Any:
+    from tqdm.auto import tqdm
+
+    p = job.progress
+    if bar is None:
+        bar = tqdm(total=p.epochs, desc=f"job {job.id[:8]}", unit="epoch", leave=True)
+    if p.epoch < bar.n:  # a re-queued job starts over
+        bar.reset(total=p.epochs)
+    bar.update(p.epoch - bar.n)
+    postfix: dict[str, str] = {"status": job.status}
+    if p.loss is not None:
+        postfix["loss"] = f"{p.loss:.4g}"
+    if job.attempts > 1:
+        postfix["attempt"] = str(job.attempts)
+    bar.set_postfix(postfix, refresh=True)
+    return bar

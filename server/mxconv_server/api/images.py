@@ -1,0 +1,193 @@
+"""Image filtering with kernel presets or custom matrices, and the list of presets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Response, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+from mxconv.schemas import (
+    ErrorResponse,
+    ImageFilterOptions,
+    ImageFilterRequest,
+    ImageFilterResult,
+    KernelList,
+    KernelPreset,
+)
+from pydantic import BaseModel, Field
+
+from .. import imaging, middleware
+from ..compute import images
+from ..errors import ApiError
+from . import common
+
+bp = APIBlueprint("images", __name__, url_prefix="/v1", abp_tags=[Tag(name="images")])
+
+IMAGE_TYPES = ("image/png", "image/jpeg")
+#: Multipart: the image is the file in this field (or, failing that, the only file sent).
+FILE_FIELD = "image"
+
+
+class KernelPath(BaseModel):
+    name: str = Field(description="A preset name or alias.")
+
+
+class KernelQuery(BaseModel):
+    size: int | None = Field(None, ge=1, le=31, description="box and gaussian: window size (odd).")
+    sigma: float | None = Field(None, gt=0, le=10, description="gaussian: standard deviation.")
+
+
+def _options_schema() -> dict[str, Any]:
+    schema = ImageFilterOptions.model_json_schema()
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": prop.get("description", "")
+                + " (query parameters apply to raw image bodies; multipart sends them as form fields)",
+                "schema": {k: v for k, v in prop.items() if k not in ("description", "title")},
+            }
+            for name, prop in schema["properties"].items()
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": [FILE_FIELD],
+                        "properties": {
+                            FILE_FIELD: {"type": "string", "format": "binary"},
+                            **{k: v for k, v in schema["properties"].items()},
+                        },
+                    }
+                },
+                "application/json": {"schema": ImageFilterRequest.model_json_schema()},
+            },
+        },
+    }
+
+
+def _first_values(multi: Any) -> dict[str, Any]:
+    return {key: multi.get(key) for key in multi}
+
+
+def _read_request() -> tuple[np.ndarray, ImageFilterOptions]:
+    """(pixels as (C,H,W) 0-255, options) from a JSON, multipart or raw image body."""
+    s = common.settings()
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        body = ImageFilterRequest.model_validate(request.get_json())
+        arr = np.asarray(body.image)
+        if arr.ndim == 2:
+            arr = arr[np.newaxis]
+        elif arr.ndim == 3 and 1 <= arr.shape[2] <= 4:
+            arr = arr.transpose(2, 0, 1)
+        else:
+            raise ApiError(
+                422,
+                f"image: expected (H,W) or (H,W,C) with C at most 4, got shape {list(np.shape(body.image))}",
+                code="invalid_argument",
+                details=[{"loc": ["image"], "msg": "bad shape", "type": "invalid_argument"}],
+            )
+        if arr.shape[1] * arr.shape[2] > s.max_image_pixels:
+            raise ApiError(
+                413,
+                f"the image has {arr.shape[1] * arr.shape[2]} pixels, over the limit of "
+                f"{s.max_image_pixels} (MXCONV_MAX_IMAGE_PIXELS)",
+                code="image_too_large",
+            )
+        options = ImageFilterOptions.model_validate(body.model_dump(exclude={"image"}, exclude_unset=True))
+        if options.grayscale and arr.shape[0] > 1:
+            # Pillow's L = R * 299/1000 + G * 587/1000 + B * 114/1000 (alpha dropped)
+            arr = np.tensordot([0.299, 0.587, 0.114], arr[:3], axes=1)[None] if arr.shape[0] >= 3 else arr[:1]
+        return arr.astype(np.float32), options
+    if mimetype == "multipart/form-data":
+        upload = request.files.get(FILE_FIELD)
+        if upload is None and len(request.files) == 1:
+            upload = next(iter(request.files.values()))
+        if upload is None:
+            raise ApiError(400, f"multipart body has no file; send the image in the field {FILE_FIELD!r}")
+        fields = {**_first_values(request.args), **_first_values(request.form)}
+        options = ImageFilterOptions.model_validate(fields)
+        data = upload.read()
+    else:  # image/png or image/jpeg: the middleware refuses everything else with 415
+        options = ImageFilterOptions.model_validate(_first_values(request.args))
+        data = request.get_data(cache=False)
+    decoded = imaging.decode(
+        data, max_pixels=s.max_image_pixels, max_elements=s.max_tensor_elements, grayscale=options.grayscale
+    )
+    return decoded.pixels, options
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["image/png", "application/json"], default="image/png")
+    return best == "application/json"
+
+
+@bp.post(
+    "/images/filter",
+    responses={200: ImageFilterResult, **common.COMPUTE_ERRORS},
+    openapi_extensions=_options_schema(),
+)
+@middleware.accepts(*IMAGE_TYPES, "multipart/form-data")
+def filter_image() -> Any:
+    """Filter a PNG or JPEG (raw body or multipart field "image", or JSON pixels) with a preset
+    or custom kernel, channel by channel. Answers a PNG, or with `Accept: application/json`
+    the float output before mapping to 0-255."""
+    pixels, opt = _read_request()
+    kernel, default_mapping = images.resolve_kernel(opt.kernel, size=opt.size, sigma=opt.sigma)
+    mapping = opt.mapping or default_mapping
+    common.check_inputs(image=pixels, kernel=kernel)
+    plan = images.plan_filter(
+        pixels.shape, kernel.shape, stride=opt.stride, padding=opt.padding, padding_mode=opt.padding_mode
+    )
+    common.check_plan(plan)
+    y, ms = common.timed(lambda: images.filter_channels(pixels, kernel, plan, ctx=common.device()))
+    if _wants_json():
+        out = y[0] if y.shape[0] == 1 else y.transpose(1, 2, 0)
+        result = common.tensor_result(out, opt.output_encoding, plan.flops, ms)
+        result.update(kernel=kernel.tolist(), mapping=mapping)
+        resp = jsonify(result)
+        resp.headers["Vary"] = "Accept"
+        return resp
+    resp = Response(imaging.encode_png(images.to_uint8(y, mapping)), mimetype="image/png")
+    resp.headers["X-Mxconv-Mapping"] = mapping
+    resp.headers["X-Mxconv-Elapsed-Ms"] = f"{ms:.3f}"
+    resp.headers["Vary"] = "Accept"
+    return resp
+
+
+def _preset(name: str, size: int | None = None, sigma: float | None = None) -> dict[str, Any]:
+    preset = images.PRESETS[name]
+    matrix, mapping = images.resolve_kernel(name, size=size, sigma=sigma)
+    return {
+        "name": name,
+        "description": preset.description,
+        "matrix": matrix.tolist(),
+        "mapping": mapping,
+        "params": list(preset.params),
+    }
+
+
+@bp.get("/kernels", responses={200: KernelList, 401: ErrorResponse})
+def kernels() -> Any:
+    """The kernel presets with their matrices at the default size and sigma."""
+    return {"presets": [_preset(name) for name in images.PRESETS], "aliases": images.ALIASES}
+
+
+@bp.get(
+    "/kernels/<name>",
+    responses={200: KernelPreset, 401: ErrorResponse, 404: ErrorResponse, 422: ErrorResponse},
+)
+def kernel(path: KernelPath, query: KernelQuery) -> Any:
+    """One preset's matrix, at a given size and sigma for box and gaussian."""
+    name = images.ALIASES.get(path.name, path.name)
+    if name not in images.PRESETS:
+        raise ApiError(404, f"no preset {path.name!r}; GET /v1/kernels lists them")
+    return _preset(name, query.size, query.sigma)

@@ -1,0 +1,53 @@
+"""Training jobs: the job store contract and its backends, and the worker that runs jobs.
+
+``open_store(url)`` picks the backend by the URL's scheme (MXCONV_JOBS_URL): ``sqlite:///``
+is the embedded default. A backend registers itself in ``BACKENDS`` by scheme, as a
+``"module:Class"`` path imported on first use, and subclasses :class:`JobStore`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .store import (
+    FINISHED,
+    STATUSES,
+    JobConflict,
+    JobNotFound,
+    JobRecord,
+    JobStore,
+    JobStoreError,
+    Lease,
+    QueueFull,
+)
+
+#: URL scheme -> "module:Class" of a JobStore with a ``from_url(url)`` classmethod.
+BACKENDS: dict[str, str] = {
+    "sqlite": "mxconv_server.jobs.sqlite:SqliteJobStore",
+}
+
+
+def open_store(url: str) -> JobStore:
+    scheme = url.partition(":")[0]
+    target = BACKENDS.get(scheme)
+    if target is None:
+        raise ValueError(f"MXCONV_JOBS_URL={url!r}: unknown scheme {scheme!r}; use one of {sorted(BACKENDS)}")
+    module, _, name = target.partition(":")
+    cls: Any = getattr(importlib.import_module(module), name)
+    return cls.from_url(url)  # type: ignore[no-any-return]
+
+
+__all__ = [
+    "BACKENDS",
+    "FINISHED",
+    "STATUSES",
+    "JobConflict",
+    "JobNotFound",
+    "JobRecord",
+    "JobStore",
+    "JobStoreError",
+    "Lease",
+    "QueueFull",
+    "open_store",
+]

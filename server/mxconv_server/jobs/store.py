@@ -1,0 +1,201 @@
+"""The job store contract: every backend (embedded SQLite here, Redis later) implements it.
+
+The store *is* the queue. A job record holds the spec (JSON) and its arrays (``.npy`` bytes,
+never pickle); workers claim queued jobs atomically and hold a lease they renew while they
+work. A worker that dies stops renewing, and :meth:`JobStore.reap` re-queues its job (or
+fails it after ``max_attempts``). Every write a worker makes names its :class:`Lease`, so a
+worker whose lease was taken over can no longer touch the job: two workers never run the
+same job to completion, and a late writer is told it lost the job.
+
+Backends take every timestamp and lease deadline from ``self.clock`` (seconds since the
+epoch), which the contract tests replace to move time forward.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+Heartbeat = Literal["ok", "cancel", "lost"]
+
+
+class JobStoreError(Exception):
+    """Base of the store's errors."""
+
+
+class JobNotFound(JobStoreError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class JobConflict(JobStoreError):
+    """The job's state forbids the operation (cancel a finished job, delete a running one)."""
+
+
+class QueueFull(JobStoreError):
+    def __init__(self, queued: int, limit: int) -> None:
+        super().__init__(f"{queued} jobs are already waiting, the limit is {limit}")
+        self.queued = queued
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on one running job; the attempt number fences out stale holders."""
+
+    job_id: str
+    worker: str
+    attempt: int
+
+
+@dataclass
+class JobRecord:
+    id: str
+    status: Status
+    spec: dict[str, Any]  # the job spec without its arrays (they are stored apart)
+    epochs: int
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancel_requested_at: float | None = None
+    attempts: int = 0
+    worker: str | None = None
+    lease_expires: float | None = None
+    epoch: int = 0
+    loss: float | None = None
+    elapsed: float | None = None  # seconds of training in the current (or last) attempt
+    result: dict[str, Any] | None = None  # scalars; learned arrays are stored apart
+    error: str | None = None  # why it failed, in words a user can act on
+    message: str | None = None  # the latest note: re-queued after a worker died, ...
+    idempotency_key: str | None = None
+    digest: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+def to_npy(arr: npt.NDArray[Any]) -> bytes:
+    """An array as ``.npy`` bytes. Object arrays are refused: nothing is ever pickled."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def from_npy(data: bytes) -> npt.NDArray[Any]:
+    return np.load(io.BytesIO(data), allow_pickle=False)  # type: ignore[no-any-return]
+
+
+class JobStore(ABC):
+    """Durable job records plus the queue over them. Backends subclass this; the contract
+    tests (tests/test_job_store_contract.py) run against every backend."""
+
+    clock: Callable[[], float] = staticmethod(time.time)  # type: ignore[assignment]
+
+    # -- the API side ------------------------------------------------------------------
+
+    @abstractmethod
+    def create(
+        self,
+        spec: Mapping[str, Any],
+        arrays: Mapping[str, npt.NDArray[Any]],
+        *,
+        epochs: int,
+        max_queued: int | None = None,
+        idempotency_key: str | None = None,
+        digest: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """Store a new queued job; returns it and True. With an ``idempotency_key`` already
+        used, returns that job and False (JobConflict if its ``digest`` differs). Raises
+        QueueFull, atomically, when ``max_queued`` jobs already wait."""
+
+    @abstractmethod
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    @abstractmethod
+    def list(
+        self, *, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[JobRecord], int]:
+        """Newest first; returns one page and the total matching."""
+
+    @abstractmethod
+    def count(self, status: str) -> int: ...
+
+    @abstractmethod
+    def losses(self, job_id: str) -> list[float]:
+        """The loss of every epoch of the current (or last) attempt, in order."""
+
+    @abstractmethod
+    def arrays(self, job_id: str, names: Iterable[str] | None = None) -> dict[str, npt.NDArray[Any]]:
+        """Stored arrays by name: the inputs (x, y, initial_weight ...) and results (weight, bias)."""
+
+    @abstractmethod
+    def cancel(self, job_id: str) -> JobRecord:
+        """A queued job is cancelled at once; a running one is asked to stop (its worker sees
+        it at the next heartbeat). JobNotFound, or JobConflict when already finished."""
+
+    @abstractmethod
+    def delete(self, job_id: str) -> None:
+        """Remove a finished job and its arrays. JobNotFound, or JobConflict if not finished."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if the backend cannot answer (readiness)."""
+
+    # -- the worker side ---------------------------------------------------------------
+
+    @abstractmethod
+    def claim(self, worker: str, lease_seconds: float) -> tuple[JobRecord, Lease] | None:
+        """Atomically take the oldest queued job: running, attempts + 1, a fresh lease, the
+        previous attempt's loss history cleared. None when nothing is queued."""
+
+    @abstractmethod
+    def heartbeat(
+        self,
+        lease: Lease,
+        lease_seconds: float,
+        *,
+        epoch: int | None = None,
+        loss: float | None = None,
+        elapsed: float | None = None,
+        new_losses: Mapping[int, float] | None = None,
+    ) -> Heartbeat:
+        """Renew the lease and record progress (``new_losses``: epoch -> loss). Says "cancel"
+        when a cancel was asked for, "lost" when this lease no longer holds the job."""
+
+    @abstractmethod
+    def finish(
+        self,
+        lease: Lease,
+        status: Status,
+        *,
+        result: Mapping[str, Any] | None = None,
+        arrays: Mapping[str, npt.NDArray[Any]] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record the outcome; False (and nothing written) if the lease no longer holds."""
+
+    @abstractmethod
+    def requeue(self, lease: Lease, reason: str) -> bool:
+        """Give a job back to the queue (a worker shutting down); False if the lease is lost."""
+
+    @abstractmethod
+    def reap(self, max_attempts: int) -> list[str]:
+        """Running jobs whose lease expired: re-queued, or failed with a reason once they
+        have used ``max_attempts`` (cancelled, if a cancel was asked). Returns their ids."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release connections."""

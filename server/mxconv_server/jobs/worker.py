@@ -1,0 +1,245 @@
+"""The job worker: claims queued jobs from the store and trains them, one at a time.
+
+Run: ``python -m mxconv_server.jobs.worker`` (``mxconv serve`` starts MXCONV_JOB_WORKERS of
+them and restarts any that die).
+
+While it trains, a heartbeat thread renews the job's lease every third of
+MXCONV_JOB_LEASE_SECONDS, whatever the epoch length; progress and the loss history are
+written after each epoch. A worker killed with -9 stops renewing: once the lease expires,
+any worker's reaper re-queues the job (or fails it after MXCONV_JOB_MAX_ATTEMPTS). On
+SIGTERM it stops at the end of the current epoch and gives its job back to the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from ..config import Settings
+from .store import Heartbeat, JobRecord, JobStore, Lease
+
+log = logging.getLogger("mxconv.jobs.worker")
+
+#: Progress (and the cancel flag) go through the store at most this often. 0: after every
+#: epoch, so a cancel takes effect within one epoch; a write costs well under a millisecond.
+FLUSH_SECONDS = 0.0
+#: How often an idle worker looks at the queue (a cheap indexed read; no write lock).
+POLL_SECONDS = 0.05
+
+
+class LeaseLost(Exception):
+    """The store says another worker holds this job now: stop, write nothing."""
+
+
+class ShuttingDown(Exception):
+    """The worker was asked to stop: give the job back to the queue."""
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        store: JobStore | None = None,
+        worker_id: str | None = None,
+        flush_seconds: float = FLUSH_SECONDS,
+    ) -> None:
+        from . import open_store
+
+        self.settings = settings or Settings()
+        self.store = store or open_store(self.settings.jobs_store_url)
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.stopping = threading.Event()
+        self._next_reap = 0.0
+        self.flush_seconds = flush_seconds
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        from ..compute import device
+
+        self.ctx = device.resolve(self.settings.device)  # loads MXNet before the first job
+        log.info("job worker %s ready (device %s)", self.id, self.settings.device)
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                busy = self.run_once()
+                failures = 0
+            except Exception:  # the store is unreachable or locked: back off, keep the process
+                failures += 1
+                log.exception("job worker %s: the job store failed (%d in a row)", self.id, failures)
+                busy = False
+                self.stopping.wait(min(10.0, 0.5 * 2**failures))
+            if not busy:
+                self.stopping.wait(POLL_SECONDS)
+        log.info("job worker %s stopped", self.id)
+
+    def run_once(self) -> bool:
+        """Reap expired leases, then claim and run one job. False when the queue was empty."""
+        now = time.monotonic()
+        if now >= self._next_reap:
+            self._next_reap = now + max(0.5, self.settings.job_lease_seconds / 4)
+            for job_id in self.store.reap(self.settings.job_max_attempts):
+                log.warning("job %s: its worker stopped renewing the lease; reaped", job_id)
+        claimed = self.store.claim(self.id, self.settings.job_lease_seconds)
+        if claimed is None:
+            return False
+        self.run_job(*claimed)
+        return True
+
+    # -- one job -----------------------------------------------------------------------
+
+    def run_job(self, job: JobRecord, lease: Lease) -> None:
+        from ..compute import train as training
+        from ..compute.errors import InvalidArgument
+        from . import spec as job_spec
+
+        log.info("job %s: attempt %d on %s", job.id, lease.attempt, self.id)
+        lease_s = self.settings.job_lease_seconds
+        state: dict[str, Heartbeat] = {"beat": "ok"}
+        done = threading.Event()
+        pending: dict[int, float] = {}
+        last = {"flush": 0.0, "epoch": 0}
+
+        def beat() -> None:  # keeps the lease alive through long epochs
+            while not done.wait(lease_s / 3):
+                try:
+                    answer = self.store.heartbeat(lease, lease_s)
+                except Exception:  # a busy store: try again next time
+                    log.exception("job %s: heartbeat failed", job.id)
+                    continue
+                if answer != "ok":
+                    state["beat"] = answer
+
+        def flush(report: training.EpochReport | None) -> Heartbeat:
+            kwargs: dict[str, Any] = {"new_losses": dict(pending)}
+            if report is not None:
+                kwargs.update(epoch=report.epoch, loss=report.loss, elapsed=report.elapsed)
+            answer = self.store.heartbeat(lease, lease_s, **kwargs)
+            pending.clear()
+            last["flush"] = time.monotonic()
+            return answer
+
+        def on_epoch(report: training.EpochReport) -> None:
+            pending[report.epoch] = report.loss
+            last["epoch"] = report.epoch
+            answer = state["beat"]
+            if answer == "ok" and (
+                time.monotonic() - last["flush"] >= self.flush_seconds or report.epoch == report.epochs
+            ):
+                answer = flush(report)
+            if answer == "lost":
+                raise LeaseLost
+            if answer == "cancel":
+                if pending:
+                    flush(report)
+                raise training.Cancelled
+            if self.stopping.is_set():
+                raise ShuttingDown
+
+        heart = threading.Thread(target=beat, name=f"lease-{job.id[:8]}", daemon=True)
+        heart.start()
+        try:
+            arrays = self.store.arrays(job.id)
+            cfg = job_spec.train_config(job.spec)
+            plan = job_spec.plan(job.spec, cfg)
+            result = training.train(
+                arrays["x"],
+                arrays["y"],
+                cfg,
+                plan=plan,
+                initial_weight=arrays.get("initial_weight"),
+                initial_bias=arrays.get("initial_bias"),
+                ctx=getattr(self, "ctx", None),
+                on_epoch=on_epoch,
+                max_seconds=self.settings.max_job_seconds,
+            )
+        except training.Cancelled:
+            self._finish(lease, "cancelled", error=None)
+        except LeaseLost:
+            log.warning("job %s: lease lost to another worker; dropping attempt %d", job.id, lease.attempt)
+        except ShuttingDown:
+            reason = (
+                f"re-queued: worker {self.id} shut down at epoch {last['epoch']} of attempt "
+                f"{lease.attempt}; the job starts over"
+            )
+            self.store.requeue(lease, reason)
+            log.info("job %s: %s", job.id, reason)
+        except training.TimeLimitExceeded as e:
+            self._finish(lease, "failed", error=f"{e} (MXCONV_MAX_JOB_SECONDS)")
+        except (InvalidArgument, FloatingPointError, ValueError) as e:
+            self._finish(lease, "failed", error=str(e))
+        except Exception as e:  # a bug: keep the trace in the log, tell the user what happened
+            log.exception("job %s failed", job.id)
+            self._finish(
+                lease,
+                "failed",
+                error=f"internal error in the job worker ({type(e).__name__}); the worker log has details",
+            )
+        else:
+            if pending:
+                flush(None)
+            outputs = {"weight": result.weight}
+            if result.bias is not None:
+                outputs["bias"] = result.bias
+            summary = {
+                "final_loss": result.final_loss,
+                "data_loss": result.data_loss,
+                "epochs_run": result.epochs_run,
+                "stopped_early": result.stopped_early,
+                "stop_reason": result.stop_reason,
+                "seed": result.seed,
+                "elapsed": result.elapsed,
+            }
+            if self.store.finish(lease, "succeeded", result=summary, arrays=outputs):
+                log.info(
+                    "job %s succeeded: loss %.4g after %d epochs",
+                    job.id,
+                    result.final_loss,
+                    result.epochs_run,
+                )
+            else:
+                log.warning("job %s: finished, but its lease was lost; result dropped", job.id)
+        finally:
+            done.set()
+            heart.join(5)
+
+    def _finish(self, lease: Lease, status: Any, *, error: str | None) -> None:
+        if not self.store.finish(lease, status, error=error):
+            log.warning("job %s: lease lost before it could be marked %s", lease.job_id, status)
+        else:
+            log.info("job %s %s%s", lease.job_id, status, f": {error}" if error else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings()
+    # OpenMP reads these when MXNet loads: set them before anything imports it.
+    os.environ.setdefault("OMP_NUM_THREADS", str(settings.job_threads()))
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format=f"%(asctime)s [job-worker {os.getpid()}] %(levelname)s %(message)s",
+    )
+    worker = Worker(settings)
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("job worker %s: signal %d, stopping after this epoch", worker.id, signum)
+        worker.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # Every process starts with the same RNG state; jobs seed their own, this covers the rest.
+    import random
+
+    random.seed(os.getpid())
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The job store contract, run against every backend.
+
+A new backend (Redis, issue 6) adds one entry to ``BACKENDS`` below: a function that, given
+pytest's tmp_path, returns an ``open()`` callable giving a fresh handle on the SAME store
+(so the tests can reopen it and race several handles against each other).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mxconv_server.jobs import JobConflict, JobNotFound, JobStore, QueueFull, open_store
+from mxconv_server.jobs.store import from_npy, to_npy
+
+
+def _sqlite(tmp_path: Path) -> Callable[[], JobStore]:
+    url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    return lambda: open_store(url)
+
+
+BACKENDS: dict[str, Callable[[Path], Callable[[], JobStore]]] = {"sqlite": _sqlite}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], JobStore]:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+def store(opener: Callable[[], JobStore], clock: Clock) -> JobStore:
+    s = opener()
+    s.clock = clock  # type: ignore[method-assign]
+    return s
+
+
+SPEC = {"layer": {"out_channels": 1, "kernel_size": [1, 2]}, "epochs": 10}
+
+
+def _arrays() -> dict[str, np.ndarray]:
+    return {"x": np.arange(36, dtype=np.float32).reshape(6, 6), "y": np.ones((6, 5), dtype=np.float64)}
+
+
+def _new(store: JobStore, **kw: object) -> str:
+    record, created = store.create(SPEC, _arrays(), epochs=10, **kw)  # type: ignore[arg-type]
+    assert created
+    return record.id
+
+
+def test_create_get_and_arrays_round_trip(store: JobStore) -> None:
+    record, created = store.create(SPEC, _arrays(), epochs=10)
+    assert created and record.status == "queued" and record.attempts == 0
+    got = store.get(record.id)
+    assert got is not None and got.spec == SPEC and got.epochs == 10 and got.created_at == 1_000_000.0
+    arrays = store.arrays(record.id)
+    for name, arr in _arrays().items():
+        assert arrays[name].dtype == arr.dtype and np.array_equal(arrays[name], arr)
+    assert set(store.arrays(record.id, ["x"])) == {"x"}
+    assert store.get("nope") is None
+
+
+def test_arrays_are_never_pickled() -> None:
+    with pytest.raises(ValueError):
+        to_npy(np.array([{"a": 1}], dtype=object))
+    assert np.array_equal(from_npy(to_npy(np.eye(2))), np.eye(2))
+
+
+def test_list_is_newest_first_paginated_and_filtered(store: JobStore, clock: Clock) -> None:
+    ids = []
+    for _ in range(5):
+        ids.append(_new(store))
+        clock.now += 1
+    page, total = store.list(limit=2)
+    assert total == 5 and [r.id for r in page] == ids[::-1][:2]
+    page, _ = store.list(limit=2, offset=4)
+    assert [r.id for r in page] == [ids[0]]
+    claimed = store.claim("w", 10)
+    assert claimed is not None and claimed[0].id == ids[0]  # FIFO
+    running, total = store.list(status="running")
+    assert total == 1 and running[0].id == ids[0]
+    assert store.count("queued") == 4 and store.count("running") == 1
+
+
+def test_queue_limit_is_atomic(store: JobStore) -> None:
+    _new(store, max_queued=2)
+    _new(store, max_queued=2)
+    with pytest.raises(QueueFull) as e:
+        store.create(SPEC, _arrays(), epochs=10, max_queued=2)
+    assert e.value.queued == 2 and e.value.limit == 2
+    assert store.claim("w", 10) is not None  # one leaves the queue: room again
+    _new(store, max_queued=2)
+
+
+def test_idempotency_key(store: JobStore) -> None:
+    first, created = store.create(SPEC, _arrays(), epochs=10, idempotency_key="k1", digest="d1")
+    again, created_again = store.create(SPEC, _arrays(), epochs=10, idempotency_key="k1", digest="d1")
+    assert created and not created_again and again.id == first.id
+    with pytest.raises(JobConflict):
+        store.create(SPEC, _arrays(), epochs=10, idempotency_key="k1", digest="other")
+    assert store.count("queued") == 1
+
+
+def test_claim_heartbeat_finish(store: JobStore, clock: Clock) -> None:
+    assert store.claim("w", 10) is None
+    job_id = _new(store)
+    claimed = store.claim("w", 10)
+    assert claimed is not None
+    record, lease = claimed
+    assert record.status == "running" and record.attempts == 1 and record.worker == "w"
+    assert record.lease_expires == clock.now + 10 and record.started_at == clock.now
+    assert store.claim("w2", 10) is None
+    clock.now += 5
+    assert store.heartbeat(lease, 10, epoch=2, loss=0.5, elapsed=1.5, new_losses={1: 0.9, 2: 0.5}) == "ok"
+    assert store.heartbeat(lease, 10, new_losses={3: 0.25}) == "ok"
+    got = store.get(job_id)
+    assert got is not None and (got.epoch, got.loss, got.elapsed) == (2, 0.5, 1.5)
+    assert got.lease_expires == clock.now + 10
+    assert store.losses(job_id) == [0.9, 0.5, 0.25]
+    w = np.array([[[[1.0, -1.0]]]], dtype=np.float32)
+    assert store.finish(lease, "succeeded", result={"final_loss": 0.25}, arrays={"weight": w})
+    got = store.get(job_id)
+    assert got is not None and got.status == "succeeded" and got.finished
+    assert got.result == {"final_loss": 0.25} and got.finished_at == clock.now
+    assert np.array_equal(store.arrays(job_id)["weight"], w)
+    assert store.heartbeat(lease, 10) == "lost"  # finished: no longer held
+    with pytest.raises(ValueError):
+        store.finish(lease, "running")
+
+
+def test_concurrent_claims_never_share_a_job(opener: Callable[[], JobStore]) -> None:
+    ids = {_new(opener()) for _ in range(24)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        own = opener()  # own handle, as a separate worker process would have
+        while (got := own.claim(name, 30)) is not None:
+            with lock:
+                claimed.append(got[0].id)
+        own.close()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(claimed) == sorted(ids)  # every job once, none twice
+
+
+def test_expired_lease_is_requeued_and_fences_the_old_worker(store: JobStore, clock: Clock) -> None:
+    job_id = _new(store)
+    claimed = store.claim("dead", 10)
+    assert claimed is not None
+    _, old = claimed
+    store.heartbeat(old, 10, epoch=1, new_losses={1: 1.0})
+    clock.now += 9
+    assert store.reap(max_attempts=2) == []  # still within its lease
+    clock.now += 2
+    assert store.reap(max_attempts=2) == [job_id]
+    got = store.get(job_id)
+    assert got is not None and got.status == "queued" and got.message and "dead" in got.message
+    again = store.claim("alive", 10)
+    assert again is not None
+    record, new = again
+    assert record.attempts == 2 and new.attempt == 2 and store.losses(job_id) == []
+    # The old worker wakes up: every write it tries is refused.
+    assert store.heartbeat(old, 10, epoch=5) == "lost"
+    assert not store.finish(old, "succeeded", result={})
+    assert not store.requeue(old, "bye")
+    assert store.finish(new, "succeeded", result={"ok": True})
+
+
+def test_lease_expiry_after_max_attempts_fails_with_a_reason(store: JobStore, clock: Clock) -> None:
+    job_id = _new(store)
+    for _ in range(2):
+        assert store.claim("w", 10) is not None
+        clock.now += 11
+        assert store.reap(max_attempts=2) == [job_id]
+    got = store.get(job_id)
+    assert got is not None and got.status == "failed" and got.finished_at == clock.now
+    assert got.error and "lease expired" in got.error and "2" in got.error
+
+
+def test_cancel(store: JobStore, clock: Clock) -> None:
+    queued = _new(store)
+    running = _new(store)
+    # queued: cancelled at once
+    assert store.cancel(queued).status == "cancelled"
+    with pytest.raises(JobConflict):
+        store.cancel(queued)
+    with pytest.raises(JobNotFound):
+        store.cancel("nope")
+    # running: asked to stop; the worker hears it on its next heartbeat
+    claimed = store.claim("w", 10)
+    assert claimed is not None and claimed[0].id == running
+    record = store.cancel(running)
+    assert record.status == "running" and record.cancel_requested_at == clock.now
+    assert store.heartbeat(claimed[1], 10, epoch=1) == "cancel"
+    assert store.finish(claimed[1], "cancelled")
+    got = store.get(running)
+    assert got is not None and got.status == "cancelled"
+
+
+def test_reaping_a_cancelled_job_cancels_it(store: JobStore, clock: Clock) -> None:
+    job_id = _new(store)
+    assert store.claim("w", 10) is not None
+    store.cancel(job_id)
+    clock.now += 11
+    store.reap(max_attempts=3)
+    got = store.get(job_id)
+    assert got is not None and got.status == "cancelled"
+
+
+def test_delete_only_finished(store: JobStore) -> None:
+    job_id = _new(store)
+    with pytest.raises(JobConflict):
+        store.delete(job_id)
+    store.cancel(job_id)
+    store.delete(job_id)
+    assert store.get(job_id) is None and store.arrays(job_id) == {}
+    with pytest.raises(JobNotFound):
+        store.delete(job_id)
+
+
+def test_requeue_on_shutdown_does_not_use_an_attempt(store: JobStore) -> None:
+    job_id = _new(store)
+    claimed = store.claim("w", 10)
+    assert claimed is not None
+    assert store.requeue(claimed[1], "worker shutting down")
+    got = store.get(job_id)
+    assert got is not None and got.status == "queued" and got.attempts == 0
+    assert got.message == "worker shutting down"
+
+
+def test_records_survive_reopening(opener: Callable[[], JobStore]) -> None:
+    first = opener()
+    job_id = _new(first)
+    claimed = first.claim("w", 10)
+    assert claimed is not None
+    first.finish(claimed[1], "succeeded", result={"final_loss": 0.1}, arrays={"weight": np.ones(2)})
+    first.close()
+    second = opener()
+    got = second.get(job_id)
+    assert got is not None and got.status == "succeeded" and got.result == {"final_loss": 0.1}
+    assert np.array_equal(second.arrays(job_id)["weight"], np.ones(2))
+    second.ping()

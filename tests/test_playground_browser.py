@@ -1,0 +1,202 @@
+"""The playground in a real browser: Debian's chromium driven by Playwright, against a live
+`mxconv serve` on 127.0.0.1 that requires an API key.
+
+Never runs `playwright install`: the browser is /usr/bin/chromium from apt (.ci/run installs
+it). Without it the tests skip locally, and fail under CI=true.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+
+from .conftest import ROOT, LiveServer, start_server
+
+CHROMIUM = os.environ.get("MXCONV_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+KEY = "playground-test-key"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        _unavailable(f"the playwright package is missing ({e}); pip install -e '.[test]'")
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"{CHROMIUM} is missing; apt-get install chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    s = start_server(tmp_path_factory.mktemp("playground"), MXCONV_API_KEYS=KEY)
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def page(browser: Any, server: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+
+    def check_console(message: Any) -> None:
+        # The first API call answers 401 by design (that is how the page learns it needs a key).
+        if message.type == "error" and "status of 401" not in message.text:
+            problems.append(f"console {message.type}: {message.text}")
+
+    pg.on("console", check_console)
+
+    def check_request(request: Any) -> None:
+        if not request.url.startswith((server.url, "data:", "blob:")):
+            problems.append(f"request outside the server: {request.url}")
+
+    pg.on("request", check_request)
+    pg.problems = problems
+    yield pg
+    context.close()
+
+
+def _output_pixels(page: Any) -> dict[str, Any]:
+    return page.evaluate(
+        """() => {
+            const c = document.getElementById('output-canvas');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            return {width: c.width, height: c.height, data: Array.from(d),
+                    cssWidth: c.getBoundingClientRect().width,
+                    rendering: getComputedStyle(c).imageRendering};
+        }"""
+    )
+
+
+def _rows(px: dict[str, Any], channel: int = 0) -> list[list[int]]:
+    w, h, d = px["width"], px["height"], px["data"]
+    return [[d[(i * w + j) * 4 + channel] for j in range(w)] for i in range(h)]
+
+
+def _wait_output(page: Any, kernel: str) -> None:
+    page.wait_for_function(
+        "k => { const c = document.getElementById('output-canvas');"
+        " return c.dataset.state === 'done' && c.dataset.kernel === k; }",
+        arg=kernel,
+        timeout=20_000,
+    )
+
+
+def _unlock(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_selector("#auth:not([hidden])", timeout=15_000)  # the server wants a key
+    page.fill("#api-key", KEY)
+    page.click("#auth button[type=submit]")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    assert page.is_hidden("#auth")
+
+
+def test_edge_preset_on_the_seed_image(page: Any, server: LiveServer) -> None:
+    _unlock(page, server)
+    assert page.input_value("#source") == "seed"
+
+    page.select_option("#preset", "identity")
+    _wait_output(page, "identity")
+    px = _output_pixels(page)
+    stripe = [255, 255, 0, 0, 255, 255]
+    assert (px["width"], px["height"]) == (6, 6)
+    assert _rows(px) == [stripe] * 6
+
+    page.select_option("#preset", "edge-horizontal")
+    _wait_output(page, "edge-horizontal")
+    px = _output_pixels(page)
+    # [1,-1] with "same" padding (replicated border) and |y| mapped to 0-255
+    assert (px["width"], px["height"]) == (6, 6)
+    for channel in (0, 1, 2):
+        assert _rows(px, channel) == [[0, 255, 0, 255, 0, 0]] * 6
+    assert set(px["data"][3::4]) == {255}
+    assert px["cssWidth"] >= 6 * 40 and px["rendering"] == "pixelated"  # tiny image scaled up, crisp
+    assert page.locator("#matrix input").count() == 2
+
+    # Valid padding: the seed's 6x5 edge map; the table shows the signed values
+    page.select_option("#padding", "valid")
+    page.wait_for_function("() => document.getElementById('output-canvas').width === 5", timeout=20_000)
+    _wait_output(page, "edge-horizontal")
+    assert _rows(_output_pixels(page)) == [[0, 255, 0, 255, 0]] * 6
+    first_row = page.locator("#output-values tr").first.locator("td").all_inner_texts()
+    assert first_row == ["0", "255", "0", "-255", "0"]
+
+    # Edit the matrix: [1, 1] is custom; clip mapping now gives 255 except at the stripe
+    page.locator("#matrix input").nth(1).fill("1")
+    _wait_output(page, "[[1,1]]")
+    assert page.input_value("#preset") == "custom"
+    assert _rows(_output_pixels(page)) == [[255, 255, 0, 255, 255]] * 6
+
+    page.select_option("#padding", "same")
+    page.select_option("#preset", "edge-horizontal")
+    page.wait_for_function("() => document.getElementById('output-canvas').width === 6", timeout=20_000)
+    _wait_output(page, "edge-horizontal")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-filter.png"), full_page=True)
+    assert not page.problems, page.problems
+
+
+def test_learning_job_recovers_the_edge_kernel(page: Any, server: LiveServer) -> None:
+    _unlock(page, server)
+    page.select_option("#preset", "edge-horizontal")
+    _wait_output(page, "edge-horizontal")
+    assert page.input_value("#optimizer") == "adam"
+
+    page.click("#learn")
+    page.wait_for_selector(
+        "#job-status[data-status=running], #job-status[data-status=succeeded]", timeout=30_000
+    )
+    page.wait_for_selector("#job-status[data-status=succeeded]", timeout=90_000)
+    learned = json.loads(page.get_attribute("#learned-kernel", "data-kernel") or "null")
+    assert np.allclose(learned, [[1, -1]], atol=1e-2), learned
+    assert "succeeded" in page.inner_text("#job-status")
+    assert page.locator("#learned-kernel td").all_inner_texts() == ["1", "-1"]
+    # The loss curve is drawn: the canvas holds the curve's blue
+    blue = page.evaluate(
+        """() => { const c = document.getElementById('loss-canvas');
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let n = 0; for (let i = 0; i < d.length; i += 4)
+                     if (d[i] < 90 && d[i + 2] > 180 && d[i + 3] > 0) n++;
+                   return n; }"""
+    )
+    assert blue > 100
+
+    # The page drove the jobs API: the job is there, with the seed's shapes
+    headers = {"Authorization": f"Bearer {KEY}"}
+    jobs = requests.get(f"{server.url}/v1/jobs", headers=headers, timeout=10).json()["jobs"]
+    job = requests.get(f"{server.url}/v1/jobs/{jobs[0]['id']}", headers=headers, timeout=10).json()
+    assert job["status"] == "succeeded" and job["spec"]["layer"]["kernel_size"] == [1, 2]
+    np.testing.assert_allclose(np.ravel(job["result"]["weight"]), [1, -1], atol=1e-2)
+    assert len(job["loss_history"]) == job["result"]["epochs_run"]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
+    assert not page.problems, page.problems
