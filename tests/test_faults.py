@@ -299,6 +299,10 @@ def test_chunked_body_over_the_limit_is_413(strict_server: LiveServer) -> None:
             [],
         ),
     }
+    cases["request line over 4094 bytes (gunicorn's own answer)"] = (
+        b"GET /v1/info?" + b"a" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+        [],
+    )
     seen = {}
     for name, (head, chunks) in cases.items():
         resp, err, took = _raw(url, head, chunks)
@@ -311,4 +315,5 @@ def test_chunked_body_over_the_limit_is_413(strict_server: LiveServer) -> None:
     assert seen["chunked, under the limit"][0] == 200
     assert seen["chunked, bad chunk size"][:2] == (400, "malformed_body")
     assert seen["Content-Length over the limit, no body sent"][:2] == (413, "too_large")
+    assert seen["request line over 4094 bytes (gunicorn's own answer)"][:2] == (414, "uri_too_long")
     assert "Traceback" not in strict_server.log()

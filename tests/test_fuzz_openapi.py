@@ -91,9 +91,9 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     for op in report["valid_rates"]:
         if op.startswith(("POST", "PUT", "PATCH")) or "{" in op:
             assert sent[op] >= MAX_EXAMPLES, f"{op}: only {sent[op]} cases"
-            assert statuses[op][200] + statuses[op][201] + statuses[op][202] > 0, (
-                f"{op}: no generated case was valid; is the spec's example off?"
-            )
+        if op.startswith(("POST", "PUT", "PATCH")) and "{" not in op:  # ids are random: 404s
+            ok = sum(n for code, n in statuses[op].items() if 200 <= code < 300)
+            assert ok > 0, f"{op}: no generated case was valid; is the spec's example off?"
 
 
 # -- what the fuzzer found, pinned as plain tests (in-process, fast) ------------------------
@@ -142,3 +142,16 @@ def test_every_operation_declares_its_errors(app) -> None:
                     if code.startswith(("4", "5")) and code != "503":
                         schema = response["content"]["application/json"]["schema"]
                         assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (path, code)
+
+
+def test_huge_job_list_offset_is_422_not_500(client) -> None:
+    # SQLite raised OverflowError on an offset past 64 bits (a 500).
+    resp = client.get("/v1/jobs?offset=393664312606112409364463616")
+    assert resp.status_code == 422, resp.data
+
+
+def test_png_answers_are_declared(client) -> None:
+    # /v1/images/filter answers image/png by default; the spec declared only JSON.
+    spec = client.get("/openapi.json").get_json()
+    content = spec["paths"]["/v1/images/filter"]["post"]["responses"]["200"]["content"]
+    assert {"image/png", "application/json"} <= set(content)

@@ -466,7 +466,7 @@ class JobSpec(Strict):
 class JobListQuery(Strict):
     status: JobStatus | None = Field(None, description="Only jobs in this state.")
     limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=2**53, description="Jobs to skip (SQLite holds 64-bit integers).")
 
 
 class JobQuery(Strict):

@@ -8,15 +8,19 @@ service to its spec:
 * 401 and a bearer security requirement on every endpoint outside PUBLIC_ENDPOINTS, when
   API keys are on;
 * 400, 408, 413, 415 and 422 on every operation that takes a body;
-* 404 on every operation with path parameters;
+* 404 on every operation with path parameters; 414 (gunicorn's request line limit) on every
+  operation with parameters;
 * 422 in the one error shape, replacing flask-openapi3's default (a list of pydantic
-  errors, which mxconv never sends), and only where a request can be invalid.
+  errors, which mxconv never sends), and only where a request can be invalid;
+* the binary media types a view marked with :func:`produces` may answer 200 with, beside
+  the JSON model its ``responses`` declare.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask_openapi3 import OpenAPI
 from mxconv.schemas import ErrorResponse
@@ -30,11 +34,23 @@ _DESCRIPTIONS = {
     401: "Missing or invalid API key.",
     404: "Unknown resource.",
     408: "The body did not arrive within MXCONV_BODY_TIMEOUT seconds.",
+    414: "The request line (path and query string) is over 4094 bytes: send options in the body.",
     413: "The body, or the work it asks for, is over a limit.",
     415: "Unsupported Content-Type.",
     422: "The body parses but is invalid; details give pydantic's error locations.",
 }
 _BODY_METHODS = {"post", "put", "patch"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def produces(*mimetypes: str) -> Callable[[F], F]:
+    """Mark a view as answering 200 with these binary types too (content negotiation)."""
+
+    def mark(view: F) -> F:
+        view.produces = frozenset(mimetypes)  # type: ignore[attr-defined]
+        return view
+
+    return mark
 _CONVERTER = re.compile(r"<(?:[a-zA-Z_][a-zA-Z0-9_]*(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 
 
@@ -67,12 +83,20 @@ def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, 
         }
 
     endpoints = {openapi_path(r.rule): r.endpoint for r in app.url_map.iter_rules()}
+    views = {
+        (openapi_path(r.rule), m.lower()): app.view_functions.get(r.endpoint)
+        for r in app.url_map.iter_rules()
+        for m in r.methods or ()
+    }
     for path, item in spec.get("paths", {}).items():
         public = endpoints.get(path) in PUBLIC_ENDPOINTS
         for method, op in item.items():
             if method not in {"get", "put", "post", "delete", "patch", "head", "options"}:
                 continue
             responses = op.setdefault("responses", {})
+            for mimetype in sorted(getattr(views.get((path, method)), "produces", ())):
+                ok = responses.setdefault("200", {"description": "OK"}).setdefault("content", {})
+                ok.setdefault(mimetype, {"schema": {"type": "string", "format": "binary"}})
             has_body = method in _BODY_METHODS or "requestBody" in op
             has_params = bool(op.get("parameters")) or "{" in path
             wanted = set()
@@ -81,7 +105,7 @@ def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, 
             if "{" in path:
                 wanted.add(404)
             if has_params:
-                wanted.add(422)
+                wanted |= {414, 422}
             if keys_on and not public:
                 wanted.add(401)
                 op.setdefault("security", [{SECURITY_SCHEME: []}])
