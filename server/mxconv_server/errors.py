@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
@@ -88,6 +89,20 @@ def register(app: Flask) -> None:
     @app.errorhandler(OverBudget)
     def _over_budget(e: OverBudget) -> Response:
         return error_response(ApiError(413, str(e), code="over_budget"))
+
+    @app.errorhandler(sqlite3.OperationalError)
+    def _store_unavailable(e: sqlite3.OperationalError) -> Response:
+        # The embedded job store cannot be used right now: data dir read-only, disk full, I/O
+        # error, locked too long. Not a bug in the request: say so, and when to retry.
+        log.error("job store unavailable in request %s: %s", getattr(g, "request_id", "-"), e)
+        return error_response(
+            ApiError(
+                503,
+                f"the job store is unavailable ({e}); retry later. Operators: check that "
+                "MXCONV_DATA_DIR is writable and its disk has space",
+                headers={"Retry-After": "5"},
+            )
+        )
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from typing import Any
@@ -38,6 +39,19 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
     except device.DeviceUnavailable as e:
         print(f"mxconv: {e}", file=sys.stderr)
         return 2
+    # Likewise the embedded job store: a read-only or full data dir is one clear line.
+    if settings.jobs_store_url.startswith("sqlite:"):
+        from .jobs import open_store
+
+        try:
+            open_store(settings.jobs_store_url)
+        except (OSError, sqlite3.Error) as e:
+            print(
+                f"mxconv: cannot open the job store {settings.jobs_store_url} ({e}); "
+                "check that MXCONV_DATA_DIR is writable and its disk has space",
+                file=sys.stderr,
+            )
+            return 2
     print(
         f"mxconv: serving on http://{settings.host}:{settings.port} "
         f"({settings.workers} workers, {settings.job_workers} job workers, device {settings.device})",

@@ -12,6 +12,7 @@ service to its spec:
   operation with parameters;
 * 422 in the one error shape, replacing flask-openapi3's default (a list of pydantic
   errors, which mxconv never sends), and only where a request can be invalid;
+* 503 (a backend unavailable, with Retry-After) on every operation but the health checks;
 * the binary media types a view marked with :func:`produces` may answer 200 with, beside
   the JSON model its ``responses`` declare.
 """
@@ -38,6 +39,7 @@ _DESCRIPTIONS = {
     413: "The body, or the work it asks for, is over a limit.",
     415: "Unsupported Content-Type.",
     422: "The body parses but is invalid; details give pydantic's error locations.",
+    503: "A backend (the job store) is unavailable; retry after Retry-After seconds.",
 }
 _BODY_METHODS = {"post", "put", "patch"}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,6 +108,8 @@ def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, 
                 wanted.add(404)
             if has_params:
                 wanted |= {414, 422}
+            if not public:
+                wanted.add(503)
             if keys_on and not public:
                 wanted.add(401)
                 op.setdefault("security", [{SECURITY_SCHEME: []}])
