@@ -22,7 +22,14 @@ def _sqlite(tmp_path: Path) -> Callable[[], JobStore]:
     return lambda: open_store(url)
 
 
-BACKENDS: dict[str, Callable[[Path], Callable[[], JobStore]]] = {"sqlite": _sqlite}
+def _redis(tmp_path: Path) -> Callable[[], JobStore]:
+    from . import redis_server
+
+    url = redis_server.fresh_url()  # a real redis-server (skipped without one, failed in CI)
+    return lambda: open_store(url)
+
+
+BACKENDS: dict[str, Callable[[Path], Callable[[], JobStore]]] = {"sqlite": _sqlite, "redis": _redis}
 
 
 class Clock:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import orjson
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info
 
-from . import __version__, errors, middleware
+from . import __version__, errors, logs, metrics, middleware
 from .compute import device
 from .config import Settings
 from .spec import MxconvOpenAPI
@@ -41,7 +40,7 @@ def _default(obj: Any) -> Any:
 def create_app(config: Settings | dict[str, Any] | None = None) -> MxconvOpenAPI:
     """Build the app. ``config`` overrides the ``MXCONV_*`` environment (tests pass a dict)."""
     settings = config if isinstance(config, Settings) else Settings(**(config or {}))
-    logging.basicConfig(level=settings.log_level.upper())
+    logs.configure(settings.log_level, settings.log_format)
 
     app = MxconvOpenAPI(
         __name__,
@@ -57,6 +56,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> MxconvOpenAPI
 
     errors.register(app)
     middleware.register(app)
+    metrics.register(app)
 
     from .api import conv, images, jobs, meta, playground, signals
 

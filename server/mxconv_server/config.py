@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
         16 * 1024 * 1024,
         ge=1,
         description="Largest image (width x height) /v1/images/filter decodes; 413 beyond.",
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object a line, with request ids; text: plain lines."
     )
     data_dir: Path = Field(Path("./mxconv-data"), description="Where the embedded job store lives.")
     log_level: str = Field("INFO", description="Python log level.")

@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import signal
+import tempfile
 from typing import Any
 
 import gunicorn.http.wsgi
 import gunicorn.util
 
+from mxconv_server import logs
 from mxconv_server.config import Settings
 
 _settings = Settings()
@@ -33,9 +37,37 @@ preload_app = False
 os.environ.setdefault("OMP_NUM_THREADS", str(_settings.threads_per_worker()))
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
+# gunicorn's own lines (master and workers) in the service's format: JSON unless told otherwise.
+logconfig_dict = logs.dict_config(_settings.log_level, _settings.log_format)
+
+# prometheus-client's multiprocess mode: every worker writes its metrics to files in this
+# directory and /metrics sums them. It must be fresh for every start: `mxconv serve` makes one;
+# run by hand, gunicorn gets one here, in the master, before any worker imports prometheus_client.
+_own_metrics_dir = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _own_metrics_dir = tempfile.mkdtemp(prefix="mxconv-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A dead worker's live gauges must not be summed any more; its counters still are."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+
 
 def post_fork(server: Any, worker: Any) -> None:
     """Every process starts with the same RNG state; give each worker its own seed."""
+    # Until gunicorn installs the worker's own handlers (after this hook), the fork still has the
+    # master's, which only queue the signal for a master that is not there: a stop arriving while
+    # MXNet loads below was lost, and shutdown waited out graceful_timeout. Die at once instead.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     seed = (os.getpid() * 2654435761) % 2**31
     random.seed(seed)
     try:

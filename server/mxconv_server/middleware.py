@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Request, Response, g, request
 
+from . import metrics
 from .body import buffer_request_body
 from .errors import ApiError
 
@@ -96,13 +97,20 @@ def register(app: Flask) -> None:
         resp.headers["Referrer-Policy"] = "no-referrer"
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers["Cache-Control"] = resp.headers.get("Cache-Control", "no-store")
-        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.observe_request(request.method, resp.status_code, elapsed)
         log.info(
             "%s %s %s %.1fms",
             request.method,
             request.path,
             resp.status_code,
-            elapsed,
-            extra={"request_id": g.get("request_id", "-")},
+            elapsed * 1000,
+            extra={
+                "request_id": g.get("request_id", "-"),
+                "method": request.method,
+                "path": request.path,
+                "status": resp.status_code,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
         )
         return resp

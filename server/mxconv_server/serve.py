@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
+from . import logs
 from .config import Settings
+
+log = logging.getLogger("mxconv.serve")
 
 
 def gunicorn_command() -> list[str]:
@@ -52,12 +58,19 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
                 file=sys.stderr,
             )
             return 2
-    print(
-        f"mxconv: serving on http://{settings.host}:{settings.port} "
-        f"({settings.workers} workers, {settings.job_workers} job workers, device {settings.device})",
-        file=sys.stderr,
-        flush=True,
+    logs.configure(settings.log_level, settings.log_format)
+    log.info(
+        "mxconv: serving on http://%s:%s (%s workers, %s job workers, device %s)",
+        settings.host,
+        settings.port,
+        settings.workers,
+        settings.job_workers,
+        settings.device,
     )
+    # A fresh metrics directory for every start (prometheus-client's multiprocess mode): files a
+    # previous run left behind would be summed into this one's figures.
+    metrics_dir = tempfile.mkdtemp(prefix="mxconv-metrics-")
+    env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     children = [subprocess.Popen(gunicorn_command(), env=env)]  # noqa: S603
     from .jobs.supervisor import WorkerPool, worker_env
 
@@ -78,4 +91,5 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
     pool.stop()
     for child in children[1:]:
         child.wait()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return code

@@ -11,6 +11,7 @@ from flask import current_app
 from mxconv import tensors
 from mxconv.schemas import ErrorResponse
 
+from .. import metrics
 from ..compute.conv import Conv2dPlan, check_budget
 from ..compute.errors import OverBudget
 from ..config import Settings
@@ -58,10 +59,13 @@ def encode(arr: np.ndarray, encoding: str) -> Any:
 def timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     result = fn()
-    return result, (time.perf_counter() - start) * 1000
+    seconds = time.perf_counter() - start
+    metrics.observe_compute(seconds)
+    return result, seconds * 1000
 
 
 def tensor_result(y: np.ndarray, encoding: str, flops: int, elapsed_ms: float) -> dict[str, Any]:
+    metrics.count_flops(flops)  # every compute endpoint answers through here
     return {
         "y": encode(y, encoding),
         "shape": list(y.shape),

@@ -17,7 +17,7 @@ from mxconv.schemas import (
 )
 from pydantic import BaseModel, Field
 
-from .. import imaging, middleware
+from .. import imaging, metrics, middleware
 from ..compute import images
 from ..errors import ApiError
 from ..spec import produces
@@ -158,6 +158,7 @@ def filter_image() -> Any:
         resp = jsonify(result)
         resp.headers["Vary"] = "Accept"
         return resp
+    metrics.count_flops(plan.flops)  # the JSON answer above counts them in common.tensor_result
     resp = Response(imaging.encode_png(images.to_uint8(y, mapping)), mimetype="image/png")
     resp.headers["X-Mxconv-Mapping"] = mapping
     resp.headers["X-Mxconv-Elapsed-Ms"] = f"{ms:.3f}"

@@ -16,6 +16,7 @@ from mxconv.schemas import (
     TensorResult,
 )
 
+from .. import metrics
 from ..compute import signals
 from . import common
 
@@ -60,7 +61,7 @@ def _simulate(body: LtiRequest) -> tuple[signals.LtiResponse, float]:
         }
     )
     s = common.settings()
-    return common.timed(
+    r, ms = common.timed(
         lambda: signals.lti_response(
             dict(body.input),
             dict(body.system),
@@ -71,6 +72,8 @@ def _simulate(body: LtiRequest) -> tuple[signals.LtiResponse, float]:
             ctx=common.device(),
         )
     )
+    metrics.count_flops(r.flops)  # not through common.tensor_result, so counted here
+    return r, ms
 
 
 @bp.post("/lti/response", responses={200: LtiResult, **common.COMPUTE_ERRORS})

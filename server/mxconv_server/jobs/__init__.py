@@ -25,6 +25,8 @@ from .store import (
 #: URL scheme -> "module:Class" of a JobStore with a ``from_url(url)`` classmethod.
 BACKENDS: dict[str, str] = {
     "sqlite": "mxconv_server.jobs.sqlite:SqliteJobStore",
+    "redis": "mxconv_server.jobs.redis_store:RedisJobStore",
+    "rediss": "mxconv_server.jobs.redis_store:RedisJobStore",
 }
 
 

@@ -76,11 +76,12 @@ class WorkerPool:
                 slot.quick_deaths = slot.quick_deaths + 1 if quick else 0
                 delay = min(30.0, 0.5 * 2 ** max(0, slot.quick_deaths - 1)) if quick else 0.0
                 slot.restart_at = now + delay
-                print(
-                    f"mxconv: job worker {i} (pid {proc.pid}) exited with {proc.returncode}; "
-                    f"restarting in {delay:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
+                log.warning(  # through the service's log format (JSON by default)
+                    "job worker %d (pid %d) exited with %s; restarting in %.1f s",
+                    i,
+                    proc.pid,
+                    proc.returncode,
+                    delay,
                 )
             if now >= slot.restart_at:
                 slot.restart_at = 0.0

@@ -221,10 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     # OpenMP reads these when MXNet loads: set them before anything imports it.
     os.environ.setdefault("OMP_NUM_THREADS", str(settings.job_threads()))
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=f"%(asctime)s [job-worker {os.getpid()}] %(levelname)s %(message)s",
-    )
+    from .. import logs
+
+    logs.configure(settings.log_level, settings.log_format)  # JSON lines, like the API's
     worker = Worker(settings)
 
     def stop(signum: int, _frame: Any) -> None:
