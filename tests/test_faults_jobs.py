@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from .conftest import LiveServer, start_server
-from .test_faults import observe, wait_for
+from .test_faults import message, observe, wait_for
 
 STRIPES = np.ones((6, 6))
 STRIPES[:, 2:4] = 0
@@ -90,7 +90,7 @@ def test_sigterm_loses_nothing_from_the_job_store(tmp_path: Path) -> None:
         before=list(before.values()),
         exit_code=code,
         stopped_in_s=round(stopped_in, 2),
-        requeue_log=[ln.split("INFO:")[-1][:160] for ln in log.splitlines() if "re-queued" in ln],
+        requeue_log=[message(ln)[:160] for ln in log.splitlines() if "re-queued" in ln],
         after_restart=list(after_restart.values()),
         final=list(final.values()),
         all_finished_in_s=None if finished_in is None else round(finished_in, 1),
@@ -216,3 +216,58 @@ def test_read_only_data_dir_at_start_is_one_clear_line(tmp_path: Path) -> None:
     observe("`mxconv serve` on a read-only data dir", exit=proc.returncode, stderr=proc.stderr.strip()[-300:])
     assert proc.returncode == 2
     assert "MXCONV_DATA_DIR is writable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- Redis stopped while jobs are queued ---------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_redis_stopped_with_jobs_queued(tmp_path: Path) -> None:
+    from . import redis_server
+
+    redis = redis_server.start(tmp_path / "redis")
+    server = start_server(tmp_path, MXCONV_JOBS_URL=redis.url)
+    try:
+        ids = []
+        for epochs in (400, 20, 20, 20, 20, 20):
+            r = submit(server, epochs)
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        before = statuses(server, ids)
+        redis.stop()  # SIGTERM: Redis writes its append-only file and exits
+        down_at = time.monotonic()
+        ready_down = requests.get(server.url + "/v1/health/ready", timeout=30)
+        submit_down = submit(server, 20)
+        get_down = requests.get(f"{server.url}/v1/jobs/{ids[0]}", timeout=30)
+        time.sleep(3)  # job workers meet the outage too
+        redis.start()
+        up_in = wait_for(
+            lambda: requests.get(server.url + "/v1/health/ready", timeout=30).status_code == 200, 60
+        )
+        after = submit(server, 20)
+        if after.status_code == 202:
+            ids.append(after.json()["id"])
+        finished_in = wait_for(lambda: all_done(server, ids), 180, 0.5)
+        final = statuses(server, ids)
+        log = server.log()
+    finally:
+        server.stop()
+        redis.stop()
+    observe(
+        "Redis stopped (SIGTERM) with 1 job running and 5 queued, restarted 3 s later",
+        before=list(before.values()),
+        ready_while_down=f"{ready_down.status_code} {ready_down.json().get('checks', {}).get('jobs')}"[:120],
+        submit_while_down=f"{submit_down.status_code} Retry-After={submit_down.headers.get('Retry-After')} "
+        f"{submit_down.text[:160]}",
+        get_while_down=get_down.status_code,
+        ready_again_after_restart_s=None if up_in is None else round(up_in, 2),
+        submit_after_restart=after.status_code,
+        final=list(final.values()),
+        all_finished_s_after_outage=None if finished_in is None else round(time.monotonic() - down_at, 1),
+        tracebacks_in_log=log.count("Traceback"),
+    )
+    assert ready_down.status_code == 503
+    assert submit_down.status_code == 503 and submit_down.headers.get("Retry-After"), submit_down.text
+    assert get_down.status_code == 503
+    assert up_in is not None and after.status_code == 202
+    assert finished_in is not None and set(final.values()) == {"succeeded"}, final
