@@ -229,7 +229,7 @@ def test_redis_stopped_with_jobs_queued(tmp_path: Path) -> None:
     server = start_server(tmp_path, MXCONV_JOBS_URL=redis.url)
     try:
         ids = []
-        for epochs in (400, 20, 20, 20, 20, 20):
+        for epochs in (150, 20, 20, 20, 20, 20):
             r = submit(server, epochs)
             assert r.status_code == 202, r.text
             ids.append(r.json()["id"])
