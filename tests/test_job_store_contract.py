@@ -139,6 +139,12 @@ def test_claim_heartbeat_finish(store: JobStore, clock: Clock) -> None:
     assert got is not None and (got.epoch, got.loss, got.elapsed) == (2, 0.5, 1.5)
     assert got.lease_expires == clock.now + 10
     assert store.losses(job_id) == [0.9, 0.5, 0.25]
+    assert got.snapshot is None
+    assert store.heartbeat(lease, 10, epoch=3, snapshot={"weight": [[[[0.5, -0.5]]]], "bias": [0.1]}) == "ok"
+    got = store.get(job_id)
+    assert got is not None and got.snapshot == {"weight": [[[[0.5, -0.5]]]], "bias": [0.1]}
+    assert store.heartbeat(lease, 10, epoch=4) == "ok"  # no snapshot this time: the last one stays
+    assert store.get(job_id).snapshot == {"weight": [[[[0.5, -0.5]]]], "bias": [0.1]}  # type: ignore[union-attr]
     w = np.array([[[[1.0, -1.0]]]], dtype=np.float32)
     assert store.finish(lease, "succeeded", result={"final_loss": 0.25}, arrays={"weight": w})
     got = store.get(job_id)
@@ -175,7 +181,7 @@ def test_expired_lease_is_requeued_and_fences_the_old_worker(store: JobStore, cl
     claimed = store.claim("dead", 10)
     assert claimed is not None
     _, old = claimed
-    store.heartbeat(old, 10, epoch=1, new_losses={1: 1.0})
+    store.heartbeat(old, 10, epoch=1, new_losses={1: 1.0}, snapshot={"weight": [1.0]})
     clock.now += 9
     assert store.reap(max_attempts=2) == []  # still within its lease
     clock.now += 2
@@ -186,6 +192,7 @@ def test_expired_lease_is_requeued_and_fences_the_old_worker(store: JobStore, cl
     assert again is not None
     record, new = again
     assert record.attempts == 2 and new.attempt == 2 and store.losses(job_id) == []
+    assert record.snapshot is None  # the dead attempt's weights are not the new attempt's
     # The old worker wakes up: every write it tries is refused.
     assert store.heartbeat(old, 10, epoch=5) == "lost"
     assert not store.finish(old, "succeeded", result={})

@@ -125,6 +125,24 @@ def test_cancel_takes_effect_within_two_epochs(api: mxconv.Client) -> None:
         api.jobs.get(job.id)
 
 
+def test_a_small_layer_shows_its_weights_while_it_learns(api: mxconv.Client) -> None:
+    x, y = seed_xy()
+    job = api.jobs.submit(x, y, kernel_size=(1, 2), optimizer="sgd", learning_rate=1e-3, epochs=100_000)
+    first = wait_for(api, job.id, lambda j: j.progress.weight is not None)
+    assert first.status == "running" and first.progress.weight.shape == (1, 1, 1, 2)
+    assert first.progress.bias is not None and first.progress.bias.shape == (1,)
+    later = wait_for(api, job.id, lambda j: j.progress.epoch > first.progress.epoch + 100)
+    assert not np.array_equal(later.progress.weight, first.progress.weight)  # it moves as it learns
+    done = api.jobs.wait(api.jobs.cancel(job.id).id, timeout=30)
+    assert done.status == "cancelled" and done.progress.weight is None  # live weights only while running
+    # A layer over the snapshot size reports its weights with the result only.
+    heavy = heavy_job(api, epochs=100_000)
+    running = wait_for(api, heavy.id, lambda j: j.progress.epoch >= 1)
+    assert running.progress.weight is None
+    api.jobs.cancel(heavy.id)
+    api.jobs.wait(heavy.id, timeout=60)
+
+
 def test_kill_9_worker_mid_job_is_recovered(api: mxconv.Client) -> None:
     job = heavy_job(api, epochs=20)
     running = wait_for(api, job.id, lambda j: j.progress.epoch >= 1)

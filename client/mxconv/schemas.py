@@ -479,11 +479,17 @@ class JobPath(Strict):
 
 
 class JobProgress(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     epoch: int = Field(description="Epochs done in the current attempt.")
     epochs: int
     loss: float | None = Field(None, description="The latest epoch's loss.")
     elapsed: float | None = Field(None, description="Seconds of training so far.")
     eta: float | None = Field(None, description="Seconds left, estimated from the pace so far.")
+    weight: OutTensor | None = Field(
+        None, description="While running, a small layer's current weight (at most 256 values)."
+    )
+    bias: OutTensor | None = Field(None, description="While running, the layer's current bias.")
 
 
 class JobResult(BaseModel):

@@ -14,6 +14,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 from flask import Flask, Response, current_app, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 from mxconv.schemas import ErrorResponse, Job, JobList, JobListQuery, JobPath, JobQuery, JobSpec
@@ -87,6 +88,7 @@ def to_wire(
             "loss": job.loss,
             "elapsed": job.elapsed,
             "eta": eta,
+            **_live_weights(job, encoding),
         },
         "timestamps": timestamps,
         "attempts": job.attempts,
@@ -97,6 +99,15 @@ def to_wire(
         "result": learned_result,
         "error": job.error,
         "message": job.message,
+    }
+
+
+def _live_weights(job: JobRecord, encoding: str) -> dict[str, Any]:
+    """A running small layer's current weight and bias (see compute.train.SNAPSHOT_MAX_WEIGHTS)."""
+    if job.status != "running" or not job.snapshot:
+        return {}
+    return {
+        name: common.encode(np.asarray(v, dtype=np.float32), encoding) for name, v in job.snapshot.items()
     }
 
 

@@ -84,10 +84,27 @@ class EpochReport:
     epochs: int
     loss: float
     elapsed: float  # seconds since training started
+    # Reads the layer's current weights, or None for a layer too big to show; called only
+    # when someone records progress, so an epoch costs nothing extra otherwise.
+    snapshot: Callable[[], dict[str, Any] | None] = lambda: None
 
     @property
     def eta(self) -> float:
         return self.elapsed / self.epoch * (self.epochs - self.epoch) if self.epoch else math.nan
+
+
+#: Layers with at most this many weights report them with every progress write (the playground
+#: draws the kernel as it learns); bigger ones only report them in the result.
+SNAPSHOT_MAX_WEIGHTS = 256
+
+
+def _snapshot(net: Any) -> dict[str, Any] | None:
+    if net.weight.shape is None or int(np.prod(net.weight.shape)) > SNAPSHOT_MAX_WEIGHTS:
+        return None
+    snap = {"weight": net.weight.data().asnumpy().tolist()}
+    if net.bias is not None:
+        snap["bias"] = net.bias.data().asnumpy().tolist()
+    return snap
 
 
 @dataclass
@@ -309,7 +326,7 @@ def train(
                 f"(now {cfg.learning_rate:g}) or scale x and y"
             )
         if on_epoch is not None:
-            on_epoch(EpochReport(epoch, cfg.epochs, epoch_loss, clock() - start))
+            on_epoch(EpochReport(epoch, cfg.epochs, epoch_loss, clock() - start, lambda: _snapshot(net)))
         if cfg.target_loss is not None and epoch_loss <= cfg.target_loss:
             stopped_early, stop_reason = True, f"loss {epoch_loss:.3g} reached target {cfg.target_loss:g}"
             break

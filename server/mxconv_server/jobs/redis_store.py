@@ -113,26 +113,27 @@ move(P, id, k, 'running')
 redis.call('HINCRBY', k, 'attempts', 1)
 redis.call('HSET', k, 'worker', worker, 'lease_expires', expires, 'started_at', now, 'updated_at', now,
   'epoch', 0, 'elapsed', 0)
-redis.call('HDEL', k, 'loss')
+redis.call('HDEL', k, 'loss', 'snapshot')
 redis.call('DEL', k .. ':losses')
 redis.call('ZADD', P .. 'leases', expires, id)
 return redis.call('HGETALL', k)
 """
 )
 
-# ARGV: prefix, id, worker, attempt, now, lease_expires, epoch|'', loss|'', elapsed|'', then
-# epoch, loss pairs.
+# ARGV: prefix, id, worker, attempt, now, lease_expires, epoch|'', loss|'', elapsed|'',
+# snapshot|'', then epoch, loss pairs.
 _LUA_HEARTBEAT = (
     _LUA_MOVE
     + """
-local P, id, worker, attempt, now, expires, epoch, loss, elapsed = unpack(ARGV, 1, 9)
+local P, id, worker, attempt, now, expires, epoch, loss, elapsed, snapshot = unpack(ARGV, 1, 10)
 local k = P .. 'job:' .. id
 if not held(k, worker, attempt) then return 'lost' end
+if snapshot ~= '' then redis.call('HSET', k, 'snapshot', snapshot) end
 redis.call('HSET', k, 'lease_expires', expires, 'updated_at', now)
 if epoch ~= '' then redis.call('HSET', k, 'epoch', epoch) end
 if loss ~= '' then redis.call('HSET', k, 'loss', loss) end
 if elapsed ~= '' then redis.call('HSET', k, 'elapsed', elapsed) end
-for i = 10, #ARGV, 2 do redis.call('HSET', k .. ':losses', ARGV[i], ARGV[i + 1]) end
+for i = 11, #ARGV, 2 do redis.call('HSET', k .. ':losses', ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', P .. 'leases', expires, id)
 redis.call('HSET', P .. 'workers', worker, now)
 if redis.call('HEXISTS', k, 'cancel_requested_at') == 1 then return 'cancel' end
@@ -319,6 +320,7 @@ class RedisJobStore(JobStore):
             epoch=int(f.get("epoch", 0)),
             loss=opt_float("loss"),
             elapsed=opt_float("elapsed"),
+            snapshot=None if "snapshot" not in f else json.loads(f["snapshot"]),
             result=None if "result" not in f else json.loads(f["result"]),
             error=f.get("error"),
             message=f.get("message"),
@@ -435,6 +437,7 @@ class RedisJobStore(JobStore):
         loss: float | None = None,
         elapsed: float | None = None,
         new_losses: Mapping[int, float] | None = None,
+        snapshot: Mapping[str, Any] | None = None,
     ) -> Heartbeat:
         now = self.clock()
         pairs: list[str] = []
@@ -451,6 +454,7 @@ class RedisJobStore(JobStore):
                 "" if epoch is None else str(int(epoch)),
                 _num(loss),
                 _num(elapsed),
+                "" if snapshot is None else json.dumps(snapshot),
                 *pairs,
             ]
         )

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     epoch INTEGER NOT NULL DEFAULT 0,
     loss REAL,
     elapsed REAL,
+    snapshot TEXT,
     result TEXT,
     error TEXT,
     message TEXT,
@@ -74,14 +75,15 @@ CREATE TABLE IF NOT EXISTS job_losses (
 
 _COLUMNS = (
     "id, status, spec, epochs, created_at, updated_at, started_at, finished_at, cancel_requested_at, "
-    "attempts, worker, lease_expires, epoch, loss, elapsed, result, error, message, idempotency_key, digest"
+    "attempts, worker, lease_expires, epoch, loss, elapsed, snapshot, result, error, message, "
+    "idempotency_key, digest"
 )
 
 
 # A worker's write applies only while its lease holds: the attempt number fences out stale holders.
 _SQL_HEARTBEAT = (
     "UPDATE jobs SET lease_expires = ?, updated_at = ?, epoch = COALESCE(?, epoch), "
-    "loss = COALESCE(?, loss), elapsed = COALESCE(?, elapsed) WHERE "
+    "loss = COALESCE(?, loss), elapsed = COALESCE(?, elapsed), snapshot = COALESCE(?, snapshot) WHERE "
     "id = ? AND status = 'running' AND worker = ? AND attempts = ?"
 )
 _SQL_FINISH = (
@@ -171,6 +173,7 @@ class SqliteJobStore(JobStore):
             epoch=row["epoch"],
             loss=row["loss"],
             elapsed=row["elapsed"],
+            snapshot=None if row["snapshot"] is None else json.loads(row["snapshot"]),
             result=None if row["result"] is None else json.loads(row["result"]),
             error=row["error"],
             message=row["message"],
@@ -325,7 +328,8 @@ class SqliteJobStore(JobStore):
             job_id = row["id"]
             db.execute(
                 "UPDATE jobs SET status = 'running', worker = ?, attempts = attempts + 1, lease_expires = ?, "
-                "started_at = ?, updated_at = ?, epoch = 0, loss = NULL, elapsed = 0 WHERE id = ?",
+                "started_at = ?, updated_at = ?, epoch = 0, loss = NULL, elapsed = 0, snapshot = NULL "
+                "WHERE id = ?",
                 (worker, now + lease_seconds, now, now, job_id),
             )
             db.execute("DELETE FROM job_losses WHERE job_id = ?", (job_id,))
@@ -342,13 +346,15 @@ class SqliteJobStore(JobStore):
         loss: float | None = None,
         elapsed: float | None = None,
         new_losses: Mapping[int, float] | None = None,
+        snapshot: Mapping[str, Any] | None = None,
     ) -> Heartbeat:
         now = self.clock()
         hold = (lease.job_id, lease.worker, lease.attempt)
+        snap = None if snapshot is None else json.dumps(snapshot)
         with self._tx() as db:
             cur = db.execute(
                 _SQL_HEARTBEAT,
-                (now + lease_seconds, now, epoch, loss, elapsed, *hold),
+                (now + lease_seconds, now, epoch, loss, elapsed, snap, *hold),
             )
             if cur.rowcount == 0:
                 return "lost"

@@ -76,6 +76,9 @@ class JobRecord:
     epoch: int = 0
     loss: float | None = None
     elapsed: float | None = None  # seconds of training in the current (or last) attempt
+    # The latest weights of a small layer while it trains ({"weight": [...], "bias": [...]}),
+    # so a watcher sees the kernel being learned, not only at the end.
+    snapshot: dict[str, Any] | None = None
     result: dict[str, Any] | None = None  # scalars; learned arrays are stored apart
     error: str | None = None  # why it failed, in words a user can act on
     message: str | None = None  # the latest note: re-queued after a worker died, ...
@@ -172,9 +175,11 @@ class JobStore(ABC):
         loss: float | None = None,
         elapsed: float | None = None,
         new_losses: Mapping[int, float] | None = None,
+        snapshot: Mapping[str, Any] | None = None,
     ) -> Heartbeat:
-        """Renew the lease and record progress (``new_losses``: epoch -> loss). Says "cancel"
-        when a cancel was asked for, "lost" when this lease no longer holds the job."""
+        """Renew the lease and record progress (``new_losses``: epoch -> loss; ``snapshot``:
+        the layer's current weights as JSON-able lists). Says "cancel" when a cancel was asked
+        for, "lost" when this lease no longer holds the job."""
 
     @abstractmethod
     def finish(

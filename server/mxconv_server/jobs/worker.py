@@ -119,7 +119,9 @@ class Worker:
         def flush(report: training.EpochReport | None) -> Heartbeat:
             kwargs: dict[str, Any] = {"new_losses": dict(pending)}
             if report is not None:
-                kwargs.update(epoch=report.epoch, loss=report.loss, elapsed=report.elapsed)
+                kwargs.update(
+                    epoch=report.epoch, loss=report.loss, elapsed=report.elapsed, snapshot=report.snapshot()
+                )
             answer = self.store.heartbeat(lease, lease_s, **kwargs)
             pending.clear()
             last["flush"] = time.monotonic()

@@ -429,8 +429,7 @@ function showJob(job) {
   else if (job.message) parts.push(job.message);
   setJobStatus(parts.join(" · "), job.status);
   drawLoss(job.loss_history || [], epochs);
-  // The learned weight arrives with the result; a jobs API that also reports it in progress
-  // (progress.weight) gets it shown while training runs.
+  // While a small layer trains, progress carries its current weight; the result, the final one.
   const weight = (job.result && job.result.weight) || (job.progress && job.progress.weight);
   if (weight) {
     const w = unwrap2d(weight);
@@ -443,9 +442,9 @@ function showJob(job) {
     }
   }
   if (!weight && !FINISHED.has(job.status)) {
-    $("learned-error").textContent = "the learned kernel appears when the job succeeds";
+    $("learned-error").textContent = "the learned kernel appears after the first epochs";
   }
-  const bias = job.result && job.result.bias;
+  const bias = (job.result && job.result.bias) ?? (job.progress && job.progress.bias);
   if (bias != null) $("learned-bias").textContent = `bias ${fmt(Array.isArray(bias) ? bias[0] : bias)}`;
 }
 
