@@ -25,30 +25,51 @@ from . import tensors
 #: Largest stride, dilation or padding accepted; anything bigger is a mistake, not a request.
 MAX_GEOMETRY = 1024
 
-_TENSOR_SCHEMA: dict[str, Any] = {
-    "description": (
-        "A tensor: nested lists of numbers (row-major), or "
-        '{"dtype": "float32"|"float64", "shape": [...], "b64": "<little-endian bytes>"}.'
-    ),
-    "anyOf": [
-        {"type": "array", "minItems": 1, "items": {}},
-        {
-            "type": "object",
-            "required": ["dtype", "shape", "b64"],
-            "additionalProperties": False,
-            "properties": {
-                "dtype": {"type": "string", "enum": sorted(tensors.DTYPES)},
-                "shape": {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 1},
-                    "minItems": 1,
-                    "maxItems": tensors.MAX_RANK,
-                },
-                "b64": {"type": "string", "format": "byte"},
-            },
+
+def _nested_lists(max_rank: int, leaf: dict[str, Any]) -> list[dict[str, Any]]:
+    """JSON Schemas of nested lists of ``leaf``, rank 1 to ``max_rank`` (rectangularity and
+    finiteness cannot be said in JSON Schema; the validators check them)."""
+    out: list[dict[str, Any]] = []
+    items = leaf
+    for _ in range(max_rank):
+        items = {"type": "array", "minItems": 1, "items": items}
+        out.append(items)
+    return out
+
+
+def _tensor_schema(leaf: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "anyOf": [*_nested_lists(tensors.MAX_RANK, leaf), _B64_SCHEMA],
+    }
+
+
+_B64_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["dtype", "shape", "b64"],
+    "additionalProperties": False,
+    "properties": {
+        "dtype": {"type": "string", "enum": sorted(tensors.DTYPES)},
+        "shape": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1},
+            "minItems": 1,
+            "maxItems": tensors.MAX_RANK,
         },
-    ],
+        "b64": {"type": "string", "format": "byte"},
+    },
 }
+_TENSOR_SCHEMA = _tensor_schema(
+    {"type": "number"},
+    "A tensor: nested lists of finite numbers (row-major), or "
+    '{"dtype": "float32"|"float64", "shape": [...], "b64": "<little-endian bytes>"}.',
+)
+#: Outputs can overflow to Inf (or hold NaN); JSON has no such numbers, so lists carry null.
+_OUT_TENSOR_SCHEMA = _tensor_schema(
+    {"anyOf": [{"type": "number"}, {"type": "null"}]},
+    "A tensor: nested lists of numbers (row-major; null stands for NaN or Inf, which JSON "
+    'cannot hold), or {"dtype": "float32"|"float64", "shape": [...], "b64": "<little-endian bytes>"}.',
+)
 
 
 def _decode_finite(value: Any) -> npt.NDArray[Any]:
@@ -77,7 +98,7 @@ OutTensor = Annotated[
     npt.NDArray[Any],
     PlainValidator(_decode_any),
     PlainSerializer(_serialize),
-    WithJsonSchema(_TENSOR_SCHEMA),
+    WithJsonSchema(_OUT_TENSOR_SCHEMA),
 ]
 
 PositiveInt = Annotated[int, Field(ge=1, le=MAX_GEOMETRY)]
@@ -105,6 +126,21 @@ class ComputeOptions(Strict):
 
 
 class Conv2dRequest(ComputeOptions):
+    # "example" (one, OpenAPI 3.0 style): flask-openapi3 keeps it in /openapi.json, where the
+    # Swagger UI and fuzzers (schemathesis) start from it; it drops the JSON Schema "examples".
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "x": [[[[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]]]],
+                "weight": [[[[1, 0], [0, -1]]]],
+                "bias": [0.5],
+                "padding": "same",
+                "padding_mode": "reflect",
+                "output_encoding": "base64",
+            }
+        }
+    )
+
     x: Tensor = Field(description="Input: (H,W), (C,H,W) or (N,C,H,W).")
     weight: Tensor = Field(
         description="Kernel: (kh,kw), (O,C/groups,kh,kw), or a 3-D form that is unambiguous."
@@ -137,11 +173,25 @@ class Conv2dRequest(ComputeOptions):
 class Corr2dRequest(ComputeOptions):
     """The seed's ``corr2d``: 2-D input, 2-D kernel, valid cross-correlation."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"x": [[0, 1, 2], [3, 4, 5], [6, 7, 8]], "kernel": [[0, 1], [2, 3]]}}
+    )
+
     x: Tensor = Field(description="2-D input (H,W).")
     kernel: Tensor = Field(description="2-D kernel (kh,kw).")
 
 
 class ChannelMixRequest(ComputeOptions):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "x": [[[1, 2], [3, 4]], [[5, 6], [7, 8]], [[1, 0], [0, 1]]],
+                "weight": [[1, 1, 0], [0, 1, -1]],
+                "matrix_view": True,
+            }
+        }
+    )
+
     x: Tensor = Field(description="Input: (C,H,W) or (N,C,H,W).")
     weight: Tensor = Field(description="Mixing matrix W, shape (O,C).")
     bias: Tensor | None = Field(None, description="Per-output-channel bias, shape (O,).")
@@ -418,7 +468,7 @@ class JobSpec(Strict):
 class JobListQuery(Strict):
     status: JobStatus | None = Field(None, description="Only jobs in this state.")
     limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=2**53, description="Jobs to skip (SQLite holds 64-bit integers).")
 
 
 class JobQuery(Strict):

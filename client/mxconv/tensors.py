@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import binascii
 import io
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -72,11 +73,11 @@ def from_b64(value: dict[str, Any]) -> npt.NDArray[Any]:
         raw = pybase64.b64decode(value["b64"], validate=True)
     except KeyError as e:
         raise TensorDecodeError(f"base64 tensor needs 'dtype', 'shape' and 'b64'; missing {e}") from None
-    except (TypeError, ValueError, binascii.Error):
+    except (TypeError, ValueError, OverflowError, binascii.Error):
         raise TensorDecodeError("base64 tensor: 'shape' must be integers, 'b64' valid base64") from None
     if any(d < 1 for d in shape):
         raise TensorDecodeError(f"shape {list(shape)}: every dimension must be at least 1")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a huge shape cannot overflow
     if len(raw) != expected:
         raise TensorDecodeError(
             f"base64 tensor holds {len(raw)} bytes, but shape {list(shape)} of {dtype.name} needs {expected}"

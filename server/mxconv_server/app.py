@@ -6,11 +6,12 @@ from typing import Any
 
 import orjson
 from flask.json.provider import JSONProvider
-from flask_openapi3 import Info, OpenAPI
+from flask_openapi3 import Info
 
 from . import __version__, binary, errors, logs, metrics, middleware
 from .compute import device
 from .config import Settings
+from .spec import MxconvOpenAPI
 
 
 class OrjsonProvider(JSONProvider):
@@ -36,12 +37,12 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot serialize {type(obj).__name__}")
 
 
-def create_app(config: Settings | dict[str, Any] | None = None) -> OpenAPI:
+def create_app(config: Settings | dict[str, Any] | None = None) -> MxconvOpenAPI:
     """Build the app. ``config`` overrides the ``MXCONV_*`` environment (tests pass a dict)."""
     settings = config if isinstance(config, Settings) else Settings(**(config or {}))
     logs.configure(settings.log_level, settings.log_format)
 
-    app = OpenAPI(
+    app = MxconvOpenAPI(
         __name__,
         info=Info(title="mxconv", version=__version__, description="Convolution as a service."),
         doc_prefix="/docs",

@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, get_type_hints
 
 import numpy as np
-from flask import Flask, Request, Response, current_app, g, request
+from flask import Flask, Request, Response, g, request
 from mxconv import tensors
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ApiError
 
@@ -98,25 +97,9 @@ def _chunks(header: bytes, data: memoryview) -> Iterator[bytes]:
 
 
 def read_body(req: Request) -> bytes:
-    """The whole request body in one read from the WSGI input, under MXCONV_MAX_BODY_BYTES.
-
-    werkzeug's ``get_data()`` and form parser read 64 KiB at a time; under gunicorn each such
-    read copies what is left of gunicorn's 1 MiB read-ahead buffer, so a 6 MB body cost ~50 MB of
-    memcpy. One ``read(content_length)`` costs one copy (measured: multipart parse time of a
-    6.4 MB .npy body fell from ~60% of the worker's busy time to a few percent).
-    """
-    length = req.content_length
-    if length is None:  # chunked upload: werkzeug's stream enforces the limit as it reads
-        return req.get_data(cache=True)
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if limit is not None and length > limit:
-        raise RequestEntityTooLarge()
-    data: bytes = req.environ["wsgi.input"].read(length) if length else b""
-    if len(data) != length:
-        raise ApiError(400, f"request body ended after {len(data)} of {length} bytes (Content-Length)")
-    # Keep werkzeug's view of the request whole: get_data(), form and files read this cache.
-    req._cached_data = data  # noqa: SLF001
-    return data
+    """The whole request body. body.buffer_request_body has already read it in one go, under
+    MXCONV_MAX_BODY_BYTES and MXCONV_BODY_TIMEOUT, and cached it: this is no copy."""
+    return req.get_data(cache=True)
 
 
 def form_body(req: Request) -> dict[str, Any]:

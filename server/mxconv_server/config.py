@@ -26,9 +26,14 @@ class Settings(BaseSettings):
         "cpu", description="cpu, gpu, gpu:N or auto. Asking for a missing GPU fails at startup."
     )
     api_keys: str = Field(
-        "", description="Comma-separated API keys. When set, all but /v1/health/* need one."
+        "",
+        description="Comma-separated API keys. When set, all but /v1/health/* need one.",
+        repr=False,  # secrets stay out of logs and tracebacks that print the settings
     )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body.")
+    body_timeout: float = Field(
+        60, gt=0, le=3600, description="Seconds a request body may take to arrive (408 beyond)."
+    )
     max_tensor_elements: int = Field(
         16 * 1024 * 1024, ge=1, description="Largest input or output tensor, in elements."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
@@ -12,6 +13,19 @@ from werkzeug.exceptions import HTTPException
 from .compute.errors import InvalidArgument, OverBudget
 
 log = logging.getLogger("mxconv.errors")
+
+#: Job store errors that mean "down for now" (503 with Retry-After), not a bug (500).
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+try:
+    import redis.exceptions
+
+    STORE_UNAVAILABLE += (
+        redis.exceptions.ConnectionError,  # also BusyLoadingError: Redis reading its data back
+        redis.exceptions.TimeoutError,
+        redis.exceptions.ReadOnlyError,
+    )
+except ImportError:  # the Redis backend is optional
+    pass
 
 _CODES = {
     400: "malformed_body",
@@ -89,6 +103,28 @@ def register(app: Flask) -> None:
     @app.errorhandler(OverBudget)
     def _over_budget(e: OverBudget) -> Response:
         return error_response(ApiError(413, str(e), code="over_budget"))
+
+    def _store_unavailable(e: Exception) -> Response:
+        # The job store cannot be used right now (SQLite: data dir read-only, disk full, I/O
+        # error, locked too long; Redis: down, restarting, loading its data). Not a bug in the
+        # request: say so, and when to retry.
+        log.error("job store unavailable in request %s: %s", getattr(g, "request_id", "-"), e)
+        check = (
+            "that MXCONV_DATA_DIR is writable and its disk has space"
+            if isinstance(e, sqlite3.Error)
+            else "that the Redis in MXCONV_JOBS_URL is up"
+        )
+        return error_response(
+            ApiError(
+                503,
+                f"the job store is unavailable ({type(e).__name__}: {e}); retry later. "
+                f"Operators: check {check}",
+                headers={"Retry-After": "5"},
+            )
+        )
+
+    for exc in STORE_UNAVAILABLE:
+        app.register_error_handler(exc, _store_unavailable)
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException) -> Response:

@@ -5,12 +5,16 @@ Run: gunicorn -c python:mxconv_server.gunicorn_conf 'mxconv_server.app:create_ap
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
 import signal
 import tempfile
 from typing import Any
+
+import gunicorn.http.wsgi
+import gunicorn.util
 
 from mxconv_server import logs
 from mxconv_server.config import Settings
@@ -87,3 +91,26 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 control_socket_disable = True  # several services (and tests) may share this host
+
+# No server banner: gunicorn answers "Server: gunicorn" on every response (older releases added
+# the version). Name the service instead; workers are forked from this master, so they inherit
+# the patched module global.
+gunicorn.http.wsgi.SERVER = "mxconv"
+
+_GUNICORN_CODES = {400: "malformed_request", 414: "uri_too_long", 431: "headers_too_large"}
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn answers requests it cannot parse (request line over 4094 bytes, bad headers)
+    itself, in HTML; answer in mxconv's one error shape instead, so clients and the spec hold."""
+    code = _GUNICORN_CODES.get(status_int, "internal_error" if status_int >= 500 else "error")
+    body = json.dumps({"error": {"code": code, "message": f"{reason}: {mesg}", "details": []}})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nServer: mxconv\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
+        f"Content-Length: {len(body.encode())}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, (head + body).encode("latin1", "replace"))
+
+
+gunicorn.util.write_error = _write_json_error

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from flask import Flask, Request, Response, g, request
 
 from . import binary, metrics
+from .body import buffer_request_body
 from .errors import ApiError
 
 log = logging.getLogger("mxconv.access")
@@ -66,8 +67,8 @@ def _parse_json_body(app: Flask) -> None:
     if mimetype not in accepted:
         raise ApiError(415, f"Content-Type {mimetype!r} is not accepted here; send one of {sorted(accepted)}")
     if mimetype == "application/json":
-        # One read of the whole body (see binary.read_body for the measured reason), then the
-        # app's JSON parser; a parse error is a 400 with the parser's reason.
+        # The body is already buffered (buffer_request_body); parse it with the app's JSON
+        # parser. A parse error is a 400 with the parser's reason.
         data = binary.read_body(request)
         try:
             request.set_body(app.json.loads(data))  # type: ignore[attr-defined]
@@ -102,12 +103,16 @@ def register(app: Flask) -> None:
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         if keys and request.endpoint not in PUBLIC_ENDPOINTS and request.method != "OPTIONS":
             _check_api_key(keys)
+        settings = app.config["MXCONV"]
+        buffer_request_body(request, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
         _parse_json_body(app)
 
     @app.after_request
     def _after(resp: Response) -> Response:
         resp.headers["X-Request-ID"] = getattr(g, "request_id", "")
         resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers["Cache-Control"] = resp.headers.get("Cache-Control", "no-store")
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         metrics.observe_request(request.method, resp.status_code, elapsed)

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,19 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
     except device.DeviceUnavailable as e:
         print(f"mxconv: {e}", file=sys.stderr)
         return 2
+    # Likewise the embedded job store: a read-only or full data dir is one clear line.
+    if settings.jobs_store_url.startswith("sqlite:"):
+        from .jobs import open_store
+
+        try:
+            open_store(settings.jobs_store_url)
+        except (OSError, sqlite3.Error) as e:
+            print(
+                f"mxconv: cannot open the job store {settings.jobs_store_url} ({e}); "
+                "check that MXCONV_DATA_DIR is writable and its disk has space",
+                file=sys.stderr,
+            )
+            return 2
     logs.configure(settings.log_level, settings.log_format)
     log.info(
         "mxconv: serving on http://%s:%s (%s workers, %s job workers, device %s)",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from .. import imaging, metrics, middleware
 from ..compute import images
 from ..errors import ApiError
+from ..spec import produces
 from . import common
 
 bp = APIBlueprint("images", __name__, url_prefix="/v1", abp_tags=[Tag(name="images")])
@@ -136,6 +137,7 @@ def _wants_json() -> bool:
     openapi_extensions=_options_schema(),
 )
 @middleware.accepts(*IMAGE_TYPES, "multipart/form-data")
+@produces("image/png")  # the default answer; JSON (ImageFilterResult) with Accept: application/json
 def filter_image() -> Any:
     """Filter a PNG or JPEG (raw body or multipart field "image", or JSON pixels) with a preset
     or custom kernel, channel by channel. Answers a PNG, or with `Accept: application/json`

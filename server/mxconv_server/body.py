@@ -1,0 +1,124 @@
+"""Read a request body whole, under a size limit and a deadline, before the view sees it.
+
+gunicorn's sync workers serve one request at a time, and a body is read from the socket as
+the view asks for it. Left alone, two things go wrong:
+
+* a client that trickles its body holds the worker until gunicorn's worker timeout kills it
+  (120 s, then a worker restart that re-imports MXNet);
+* a chunked body (no Content-Length) over MXCONV_MAX_BODY_BYTES is silently cut at the limit
+  by werkzeug (``LimitedStream.readall`` stops there without raising), and the view parses
+  the truncated bytes: a misleading 400, or worse, a valid-looking prefix.
+
+So the body is read here, after the API key check and before anything parses it: more
+than the limit is a 413, a body not complete within MXCONV_BODY_TIMEOUT seconds is a 408.
+Behind a buffering reverse proxy (see README "Security") bodies arrive at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import threading
+from typing import Any
+
+from flask import Request
+
+from .errors import ApiError
+
+_CHUNK = 256 * 1024
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, f"request body is over the limit of {limit} bytes (MXCONV_MAX_BODY_BYTES)")
+
+
+def buffer_request_body(request: Request, *, max_bytes: int, timeout: float) -> None:
+    """Replace the request's input stream with the whole body, read under the limits."""
+    environ: dict[str, Any] = request.environ
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    declared = environ.get("CONTENT_LENGTH", "")
+    if not chunked and declared in ("", "0"):
+        return
+    if declared and not chunked:
+        if not declared.isdigit():
+            raise ApiError(400, "Content-Length must be a non-negative integer")
+        if int(declared) > max_bytes:
+            raise too_large(max_bytes)
+    stream = environ["wsgi.input"]
+    # A socket timeout would bound each recv, not the whole body (gunicorn's reader loops over
+    # recvs until it has what was asked for), so a watchdog ends the read at the deadline:
+    # shutting the socket for reading wakes the blocked recv with end-of-file. Writing the
+    # answer still works.
+    watchdog = _Watchdog(environ.get("gunicorn.socket"), timeout)
+    expected = None if chunked else int(declared)
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            # With a Content-Length, one read asks for all of it: a single copy out of
+            # gunicorn's buffer (64 KiB reads copied its read-ahead buffer each time: see the
+            # measurement in git history of binary.py). Chunked bodies come in slices.
+            want = expected - size if expected is not None else min(_CHUNK, max_bytes + 1 - size)
+            if want == 0:
+                break
+            try:
+                part = stream.read(want)
+            except Exception as e:  # gunicorn's parser errors on bad chunking, resets, EOF mid-body
+                if watchdog.fired:
+                    raise _timed_out(timeout) from None
+                raise ApiError(400, f"could not read the request body: {type(e).__name__} {e}") from None
+            if watchdog.fired:
+                raise _timed_out(timeout)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+            if size > max_bytes:
+                raise too_large(max_bytes)
+    finally:
+        watchdog.cancel()
+    if expected is not None and size != expected:
+        raise ApiError(400, f"request body ended after {size} of {expected} bytes (Content-Length)")
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    for cached in ("content_length", "stream"):  # werkzeug's cached properties, if computed
+        request.__dict__.pop(cached, None)
+    request._cached_data = body  # noqa: SLF001 - get_data(), form and files read it without a copy
+
+
+class _Watchdog:
+    def __init__(self, sock: socket.socket | None, timeout: float) -> None:
+        self.fired = False
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(timeout, self._fire) if sock is not None else None
+        if self._timer:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done or self._sock is None:
+                return
+            self.fired = True
+            with contextlib.suppress(OSError):  # already closed by the client: nothing to wake
+                self._sock.shutdown(socket.SHUT_RD)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer:
+            self._timer.cancel()
+
+
+def _timed_out(timeout: float) -> ApiError:
+    return ApiError(
+        408,
+        f"the request body did not arrive complete within {timeout:g} s (MXCONV_BODY_TIMEOUT); "
+        "send it at once",
+        code="request_timeout",
+    )

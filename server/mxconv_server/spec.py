@@ -1,0 +1,130 @@
+"""The OpenAPI document, made accurate for every endpoint, including ones added later.
+
+flask-openapi3 writes each operation's spec from what its view declares. What the request
+plumbing can answer for *any* endpoint (middleware.py, errors.py) is added here, once, from
+the URL map, so a new blueprint cannot forget it and fuzzers (schemathesis) can hold the
+service to its spec:
+
+* 401 and a bearer security requirement on every endpoint outside PUBLIC_ENDPOINTS, when
+  API keys are on;
+* 400, 408, 413, 415 and 422 on every operation that takes a body;
+* 404 on every operation with path parameters; 414 (gunicorn's request line limit) on every
+  operation with parameters;
+* 422 in the one error shape, replacing flask-openapi3's default (a list of pydantic
+  errors, which mxconv never sends), and only where a request can be invalid;
+* 503 (a backend unavailable, with Retry-After) on every operation but the health checks;
+* the binary media types a view marked with :func:`produces` may answer 200 with, beside
+  the JSON model its ``responses`` declare.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask_openapi3 import OpenAPI
+from mxconv.schemas import ErrorResponse
+
+from .middleware import PUBLIC_ENDPOINTS
+
+SECURITY_SCHEME = "bearerAuth"
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+_DESCRIPTIONS = {
+    400: "Malformed body (not JSON, or not parseable).",
+    401: "Missing or invalid API key.",
+    404: "Unknown resource.",
+    408: "The body did not arrive within MXCONV_BODY_TIMEOUT seconds.",
+    414: "The request line (path and query string) is over 4094 bytes: send options in the body.",
+    413: "The body, or the work it asks for, is over a limit.",
+    415: "Unsupported Content-Type.",
+    422: "The body parses but is invalid; details give pydantic's error locations.",
+    503: "A backend (the job store) is unavailable; retry after Retry-After seconds.",
+}
+_BODY_METHODS = {"post", "put", "patch"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def produces(*mimetypes: str) -> Callable[[F], F]:
+    """Mark a view as answering 200 with these binary types too (content negotiation)."""
+
+    def mark(view: F) -> F:
+        view.produces = frozenset(mimetypes)  # type: ignore[attr-defined]
+        return view
+
+    return mark
+_CONVERTER = re.compile(r"<(?:[a-zA-Z_][a-zA-Z0-9_]*(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
+
+
+def openapi_path(rule: str) -> str:
+    """Flask's ``/v1/jobs/<string:job_id>`` as OpenAPI's ``/v1/jobs/{job_id}``."""
+    return _CONVERTER.sub(r"{\1}", rule)
+
+
+def _error(status: int) -> dict[str, Any]:
+    return {"description": _DESCRIPTIONS[status], "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, Any]:
+    """Add what the plumbing answers for every endpoint to ``spec`` (in place) and return it."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    if "ErrorResponse" not in schemas:
+        model = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in model.pop("$defs", {}).items():
+            schemas.setdefault(name, sub)
+        schemas["ErrorResponse"] = model
+    schemas.pop("ValidationErrorModel", None)  # flask-openapi3's default 422 model, unused
+    components = spec["components"]
+    if not components.get("securitySchemes"):
+        components.pop("securitySchemes", None)
+    if keys_on:
+        components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "One of the keys in MXCONV_API_KEYS: 'Authorization: Bearer <key>'.",
+        }
+
+    endpoints = {openapi_path(r.rule): r.endpoint for r in app.url_map.iter_rules()}
+    views = {
+        (openapi_path(r.rule), m.lower()): app.view_functions.get(r.endpoint)
+        for r in app.url_map.iter_rules()
+        for m in r.methods or ()
+    }
+    for path, item in spec.get("paths", {}).items():
+        public = endpoints.get(path) in PUBLIC_ENDPOINTS
+        for method, op in item.items():
+            if method not in {"get", "put", "post", "delete", "patch", "head", "options"}:
+                continue
+            responses = op.setdefault("responses", {})
+            for mimetype in sorted(getattr(views.get((path, method)), "produces", ())):
+                ok = responses.setdefault("200", {"description": "OK"}).setdefault("content", {})
+                ok.setdefault(mimetype, {"schema": {"type": "string", "format": "binary"}})
+            has_body = method in _BODY_METHODS or "requestBody" in op
+            has_params = bool(op.get("parameters")) or "{" in path
+            wanted = set()
+            if has_body:
+                wanted |= {400, 408, 413, 415, 422}
+            if "{" in path:
+                wanted.add(404)
+            if has_params:
+                wanted |= {414, 422}
+            if not public:
+                wanted.add(503)
+            if keys_on and not public:
+                wanted.add(401)
+                op.setdefault("security", [{SECURITY_SCHEME: []}])
+            default_422 = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if default_422.get("schema", {}).get("type") == "array":  # flask-openapi3's default
+                del responses["422"]
+            for status in sorted(wanted):
+                responses.setdefault(str(status), _error(status))
+    return spec
+
+
+class MxconvOpenAPI(OpenAPI):
+    """flask-openapi3's app, with the spec finalized as above when it is first generated."""
+
+    def generate_spec_json(self) -> None:
+        super().generate_spec_json()
+        keys_on = bool(self.config["MXCONV"].api_key_list)
+        self.spec_json = finalize(self, self.spec_json, keys_on=keys_on)
