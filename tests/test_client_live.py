@@ -14,8 +14,8 @@ import mxconv
 import numpy as np
 import pytest
 
-from . import oracle
-from .conftest import ROOT, start_server
+from . import oracle, readme
+from .conftest import start_server
 
 
 @pytest.fixture(scope="module")
@@ -141,29 +141,13 @@ def test_never_retries_4xx(api: mxconv.Client, live_server) -> None:
     assert len(calls) == 1
 
 
-def _readme_curl_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Try it with curl", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```sh", 1)[1].split("```", 1)[0]
-    commands, current = [], ""
-    for line in block.splitlines():
-        if line.startswith("#") and not current:
-            continue
-        current += line + "\n"
-        if not line.endswith("\\") and current.count("'") % 2 == 0:
-            if current.strip():
-                commands.append(current)
-            current = ""
-    return commands
-
-
 def test_readme_curl_examples_run_as_written(live_server) -> None:
-    commands = _readme_curl_commands()
+    commands = readme.shell_commands("Try it with curl")
     assert len(commands) >= 5
     for command in commands:
-        command = command.replace("http://127.0.0.1:8000", live_server.url)
+        command = readme.against(command, live_server.url)
         out = subprocess.run(
-            ["bash", "-c", command.rstrip() + " -w '\\n%{http_code}'"],
+            ["bash", "-c", command + " -w '\\n%{http_code}'"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -173,7 +157,7 @@ def test_readme_curl_examples_run_as_written(live_server) -> None:
         assert status == "200", (command, body)
         assert "error" not in json.loads(body)
     first = subprocess.run(
-        ["bash", "-c", commands[0].replace("http://127.0.0.1:8000", live_server.url)],
+        ["bash", "-c", readme.against(commands[0], live_server.url)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -183,10 +167,7 @@ def test_readme_curl_examples_run_as_written(live_server) -> None:
 
 
 def test_readme_client_example_runs_as_written(live_server, tmp_path: Path) -> None:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Use the Python client", 1)[1]
-    code = section.split("```python", 1)[1].split("```", 1)[0]
-    code = code.replace("http://127.0.0.1:8000", live_server.url)
+    code = readme.against(readme.code_block("Use the Python client", "python"), live_server.url)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "[[19. 25.]" in out.stdout and "(2, 8, 32, 32)" in out.stdout

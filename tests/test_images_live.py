@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import ROOT
+from . import readme
 
 
 @pytest.fixture(scope="module")
@@ -60,31 +60,12 @@ def test_filter_image_errors_are_typed(api: mxconv.Client) -> None:
     assert len(presets) == 10 and presets[4].matrix == [[1.0, -1.0]]
 
 
-def _readme_images_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    return text.split("## Images and playground", 1)[1].split("\n## ", 1)[0]
-
-
-def _commands(block: str) -> list[str]:
-    commands, current = [], ""
-    for line in block.splitlines():
-        if line.startswith("#") and not current:
-            continue
-        current += line + "\n"
-        if not line.endswith("\\") and current.count("'") % 2 == 0:
-            if current.strip():
-                commands.append(current)
-            current = ""
-    return commands
-
-
 def test_readme_image_curl_examples_run_as_written(live_server, tmp_path: Path) -> None:
-    block = _readme_images_section().split("```sh", 1)[1].split("```", 1)[0]
-    commands = _commands(block)
+    commands = readme.shell_commands("Images and playground")
     assert len(commands) >= 6
     outputs = []
     for command in commands:
-        command = command.replace("http://127.0.0.1:8000", live_server.url).replace(
+        command = readme.against(command, live_server.url).replace(
             "curl -s", "curl -sS --fail-with-body", 1
         )
         out = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60, cwd=tmp_path)
@@ -104,8 +85,7 @@ def test_readme_image_curl_examples_run_as_written(live_server, tmp_path: Path) 
 
 
 def test_readme_image_client_example_runs_as_written(live_server, tmp_path: Path) -> None:
-    code = _readme_images_section().split("```python", 1)[1].split("```", 1)[0]
-    code = code.replace("http://127.0.0.1:8000", live_server.url)
+    code = readme.against(readme.code_block("Images and playground", "python"), live_server.url)
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )

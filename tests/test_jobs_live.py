@@ -18,7 +18,8 @@ import pytest
 from mxconv.schemas import Job
 from mxconv_server.compute.train import TrainConfig, train
 
-from .conftest import ROOT, LiveServer, start_server
+from . import readme
+from .conftest import LiveServer, start_server
 from .test_jobs_train import seed_xy
 
 LEASE_SECONDS = 2.0
@@ -242,9 +243,7 @@ def test_restart_keeps_every_record(tmp_path: Path) -> None:
 
 
 def test_readme_jobs_example_runs_as_written(server: LiveServer) -> None:
-    section = (ROOT / "README.md").read_text().split("## Training jobs", 1)[1]
-    code = section.split("```python", 1)[1].split("```", 1)[0]
-    prelude = f"import numpy as np\nimport mxconv\nclient = mxconv.Client({server.url!r})\n"
-    out = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=120)
+    code = readme.against(readme.code_block("Training jobs", "python"), server.url)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("succeeded [ 1. -1.]"), out.stdout

@@ -16,7 +16,7 @@ import scipy.signal
 from mxconv.schemas import CustomInput, CustomSystem, FirstOrder, ImpulseInput, StepInput, WindowInput
 from PIL import Image
 
-from .conftest import ROOT
+from . import readme
 
 
 @pytest.fixture(scope="module")
@@ -85,24 +85,11 @@ def test_lti_errors_are_typed(api: mxconv.Client) -> None:
         api.lti_response(StepInput(), FirstOrder(T=1), dt=0, duration=1)
 
 
-def _signals_section() -> str:
-    return (ROOT / "README.md").read_text().split("## Signals", 1)[1].split("\n## ", 1)[0]
-
-
 def test_readme_signals_curl_examples_run_as_written(live_server, tmp_path: Path) -> None:
-    block = _signals_section().split("```sh", 1)[1].split("```", 1)[0]
-    commands, current = [], ""
-    for line in block.splitlines():
-        if line.startswith("#") and not current:
-            continue
-        current += line + "\n"
-        if not line.endswith("\\") and current.count("'") % 2 == 0:
-            if current.strip():
-                commands.append(current)
-            current = ""
+    commands = readme.shell_commands("Signals")
     assert len(commands) == 5
     for command in commands:
-        command = command.replace("http://127.0.0.1:8000", live_server.url).rstrip()
+        command = readme.against(command, live_server.url)
         out = subprocess.run(
             ["bash", "-c", command + " -w '\\n%{http_code}'"],
             capture_output=True,
@@ -119,8 +106,7 @@ def test_readme_signals_curl_examples_run_as_written(live_server, tmp_path: Path
 
 
 def test_readme_signals_client_example_runs_as_written(live_server, tmp_path: Path) -> None:
-    code = _signals_section().split("```python", 1)[1].split("```", 1)[0]
-    code = code.replace("http://127.0.0.1:8000", live_server.url)
+    code = readme.against(readme.code_block("Signals", "python"), live_server.url)
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
