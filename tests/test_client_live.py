@@ -166,6 +166,17 @@ def test_readme_curl_examples_run_as_written(live_server) -> None:
     assert json.loads(first)["y"] == [[19, 25], [37, 43]]
 
 
+def test_readme_binary_transport_example_runs_as_written(live_server, tmp_path: Path) -> None:
+    block = readme.code_block("API", "sh")  # the Binary transport subsection's block
+    script = readme.against(block, live_server.url).replace(".venv/bin/python", sys.executable)
+    out = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Content-Type: application/x-npy" in out.stdout and "X-Tensor-Shape: 1,8,32,32" in out.stdout
+    assert out.stdout.rstrip().endswith("(1, 8, 32, 32)")
+
+
 def test_readme_client_example_runs_as_written(live_server, tmp_path: Path) -> None:
     code = readme.against(readme.code_block("Use the Python client", "python"), live_server.url)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
