@@ -299,7 +299,7 @@ def conv2d(
     data = _input(x_np.reshape(plan.x_shape), dtype, ctx)
     top, bottom, left, right = plan.pads
     symmetric = top == bottom and left == right
-    if plan.padding_mode == "zeros" and symmetric:
+    if plan.padding_mode == "zeros" and symmetric and max(top, left) <= BUILTIN_PAD_MAX:
         conv_pad = (top, left)  # the operators pad symmetrically with zeros themselves: no copy
     else:
         data = _pad(data, plan.pads, plan.padding_mode) if any(plan.pads) else data
@@ -317,6 +317,13 @@ def conv2d(
 #: im2col + GEMM is used while the im2col matrix (K = C*kh*kw rows) is at most this tall and no
 #: larger than the output (K <= O). See choose_path for the measurements behind it.
 IM2COL_MAX_K = 64
+
+
+#: Zero padding up to this many pixels is left to the convolution operator itself; more is
+#: padded explicitly first (one copy of the input). oneDNN's own padding falls off a cliff for
+#: wide padding (1 thread, (1,8,H,H)x(8,8,25,25), pad 12: H=128 62 ms vs 31 ms padded first;
+#: H=256 16.6 s vs 0.12 s), while for pad <= 3 (3x3 to 7x7 "same") both take the same time.
+BUILTIN_PAD_MAX = 3
 
 
 def choose_path(plan: Conv2dPlan, conv_pad: tuple[int, int], ctx: mx.Context) -> str:
