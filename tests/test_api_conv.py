@@ -71,6 +71,9 @@ CONV = {"x": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], "weight": [[1, 0], [0, 1]]}
         ("/v1/conv2d", {**CONV, "x": [[]]}, 422, "validation_error", "x"),
         ("/v1/conv2d", {**CONV, "x": [["a", 1], [2, 3]]}, 422, "validation_error", "x"),
         ("/v1/conv2d", {**CONV, "x": 3}, 422, "validation_error", "x"),
+        ("/v1/conv2d", {**CONV, "x": [["1", "2"], ["3", "4"]]}, 422, "validation_error", "x"),
+        ("/v1/conv2d", {**CONV, "x": [[True, False]]}, 422, "validation_error", "x"),
+        ("/v1/corr2d", {"x": [[1, 2], [3, 4]], "kernel": [[1] * 3] * 3}, 422, "invalid_argument", "kernel"),
         ("/v1/conv2d", {**CONV, "weight": [[1e999, 1]]}, 422, "validation_error", "weight"),
         ("/v1/conv2d", {**CONV, "x": [[[[[1]]]]]}, 422, "validation_error", "x"),
         (
@@ -120,6 +123,25 @@ def test_bad_input_table(client, path: str, body: dict, status: int, code: str, 
     assert field in error["message"], error["message"]
     if code == "validation_error":
         assert any(d["loc"][0] == field for d in error["details"])
+
+
+def test_union_fields_get_one_clear_message(client) -> None:
+    error = client.post("/v1/conv2d", json={**CONV, "padding": "sam"}).get_json()["error"]
+    assert error["message"] == (
+        'padding: expected an integer from 0 to 1024, [ph, pw], [top, bottom, left, right], '
+        "or \"valid\", \"same\", \"full\"; got 'sam'"
+    )
+    assert len(error["details"]) == 1 and error["details"][0]["loc"] == ["padding"]
+
+
+def test_missing_body_says_what_to_send(client) -> None:
+    error = client.post("/v1/conv2d").get_json()["error"]
+    assert error["message"] == "body: the body must be a JSON object with the fields in /openapi.json"
+
+
+def test_unknown_path_hints_at_the_v1_prefix(client) -> None:
+    error = client.post("/conv2d", json=CONV).get_json()["error"]
+    assert error["code"] == "not_found" and "/v1/" in error["message"]
 
 
 def test_nan_literal_is_malformed_json(client) -> None:

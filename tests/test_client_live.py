@@ -68,6 +68,12 @@ def test_info_and_health(api: mxconv.Client) -> None:
     assert api.health().status == "ok"
 
 
+def test_complex_input_is_refused_not_truncated() -> None:
+    client = mxconv.Client("http://127.0.0.1:9")  # never reached: refused before sending
+    with pytest.raises(TypeError, match="real numbers"):
+        client.conv2d(np.ones((3, 3)) * 1j, np.ones((2, 2)))
+
+
 def test_connection_error_is_typed() -> None:
     client = mxconv.Client("http://127.0.0.1:9", max_retries=1, backoff=lambda attempt: 0.0)
     with pytest.raises(mxconv.APIConnectionError):

@@ -274,3 +274,23 @@ def test_records_survive_reopening(opener: Callable[[], JobStore]) -> None:
     assert got is not None and got.status == "succeeded" and got.result == {"final_loss": 0.1}
     assert np.array_equal(second.arrays(job_id)["weight"], np.ones(2))
     second.ping()
+
+
+def test_sqlite_store_made_before_a_column_existed_gains_it(tmp_path: Path) -> None:
+    """A store file from an older release opens, gains the new columns, and keeps its jobs."""
+    import sqlite3
+
+    from mxconv_server.jobs.sqlite import ADDED_COLUMNS, SqliteJobStore
+
+    path = tmp_path / "old.sqlite3"
+    store = SqliteJobStore(path)
+    job_id = _new(store)
+    store.close()
+    with sqlite3.connect(path) as db:
+        for name, _ in ADDED_COLUMNS:
+            db.execute(f"ALTER TABLE jobs DROP COLUMN {name}")
+    reopened = SqliteJobStore(path)
+    claimed = reopened.claim("w", 10)
+    assert claimed is not None and claimed[0].id == job_id
+    assert reopened.heartbeat(claimed[1], 10, epoch=1, snapshot={"weight": [1.0]}) == "ok"
+    assert reopened.get(job_id).snapshot == {"weight": [1.0]}  # type: ignore[union-attr]

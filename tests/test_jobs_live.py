@@ -199,15 +199,31 @@ def test_cli_submit_wait_get(api: mxconv.Client, server: LiveServer, tmp_path: P
         timeout=90,
     )
     assert out.returncode == 0, out.stderr
-    job_id = out.stdout.splitlines()[0]
-    job = json.loads(out.stdout[len(job_id) + 1 :])
-    assert job["status"] == "succeeded"
-    np.testing.assert_allclose(np.ravel(job["result"]["weight"]), [1, -1], atol=1e-3)
+    job_id, status, loss, weight, *_ = out.stdout.splitlines()
+    assert status == f"job {job_id}: succeeded" and loss.startswith("final loss ")
+    assert weight.startswith("weight [ 1.") and "-1." in weight  # a short summary, not the record
     assert "epoch" in out.stderr  # the progress bar
     got = subprocess.run([*cli, "get", job_id, "--no-history"], capture_output=True, text=True, timeout=30)
     assert got.returncode == 0 and json.loads(got.stdout)["id"] == job_id
+    np.testing.assert_allclose(np.ravel(json.loads(got.stdout)["result"]["weight"]), [1, -1], atol=1e-3)
     cancel = subprocess.run([*cli, "cancel", job_id], capture_output=True, text=True, timeout=30)
     assert cancel.returncode == 1 and "409" in cancel.stderr
+
+
+def test_readme_cli_example_runs_as_written(server: LiveServer, tmp_path: Path) -> None:
+    script = readme.code_block("Training jobs", "sh").replace(
+        ".venv/bin/mxconv", f"{sys.executable} -m mxconv.cli"
+    )
+    out = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "MXCONV_URL": server.url},
+    )
+    assert out.returncode == 0, out.stderr
+    assert ": succeeded" in out.stdout and "weight [ 1." in out.stdout
 
 
 def test_restart_keeps_every_record(tmp_path: Path) -> None:

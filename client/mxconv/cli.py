@@ -61,9 +61,27 @@ def _cmd_jobs_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(job: schemas.Job) -> str:
+    """What a person watching a job wants at the end; `mxconv jobs get ID` has the full record."""
+    lines = [f"job {job.id}: {job.status}"]
+    if job.result is not None:
+        r = job.result
+        lines.append(f"final loss {r.final_loss:.4g} after {r.epochs_run} epochs")
+        if r.weight.size <= 64:
+            lines.append(f"weight {np.array2string(r.weight.squeeze(), precision=4)}")
+            if r.bias is not None:
+                lines.append(f"bias {np.array2string(r.bias, precision=4)}")
+        else:
+            lines.append(f"weight of shape {list(r.weight.shape)}")
+    if job.error:
+        lines.append(f"error: {job.error}")
+    lines.append(f"full record: mxconv jobs get {job.id}")
+    return "\n".join(lines)
+
+
 def _watch(client: Client, job_id: str, timeout: float | None) -> int:
     job = client.jobs.wait(job_id, timeout=timeout, progress=True)
-    _print_job(job)
+    print(_summary(job))
     return 0 if job.status == "succeeded" else 1
 
 

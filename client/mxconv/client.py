@@ -43,8 +43,15 @@ def backoff_delay(attempt: int, *, base: float = 0.25, cap: float = 8.0) -> floa
     return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not crypto
 
 
+def _real(value: ArrayLike, dtype: str) -> npt.NDArray[Any]:
+    """``value`` as a real array of the wire dtype; complex input is refused, not truncated."""
+    if np.iscomplexobj(value):
+        raise TypeError("mxconv computes on real numbers; pass .real and .imag separately")
+    return np.asarray(value, dtype=tensors.DTYPES[dtype])
+
+
 def _wire(value: ArrayLike, dtype: str) -> Any:
-    arr = np.asarray(value, dtype=tensors.DTYPES[dtype])
+    arr = _real(value, dtype)
     if arr.size <= LIST_ENCODING_MAX_ELEMENTS:
         return arr.tolist()
     return tensors.to_b64(arr)
@@ -53,7 +60,7 @@ def _wire(value: ArrayLike, dtype: str) -> Any:
 def _json_tensor(value: ArrayLike, dtype: str, *, lists_only: bool = False) -> Any:
     """Like :func:`_wire`, for bodies sent with orjson: lists stay ndarrays (orjson writes them
     as nested lists from numpy directly, without ``tolist()``)."""
-    arr = np.asarray(value, dtype=tensors.DTYPES[dtype])
+    arr = _real(value, dtype)
     if lists_only or arr.size <= LIST_ENCODING_MAX_ELEMENTS:
         return np.ascontiguousarray(arr)
     return tensors.to_b64(arr)
@@ -207,7 +214,7 @@ class Client:
             body = {name: _json_tensor(a, dtype, lists_only=lists) for name, a in given.items()}
             body.update(params, output_encoding="list" if lists else "base64")
             return self._post(path, body, model)
-        wire = {name: np.asarray(a, dtype=tensors.DTYPES[dtype]) for name, a in given.items()}
+        wire = {name: _real(a, dtype) for name, a in given.items()}
         data, content_type = tensors.encode_multipart(wire, params)
         accept = tensors.NPY_MEDIA_TYPE if npy_output else "application/json"
         resp = self.request("POST", path, data=data, headers={"Content-Type": content_type, "Accept": accept})

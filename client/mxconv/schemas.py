@@ -16,9 +16,11 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     WithJsonSchema,
+    WrapValidator,
     field_validator,
     model_validator,
 )
+from pydantic import ValidationError as PydanticValidationError
 
 from . import tensors
 
@@ -103,12 +105,35 @@ OutTensor = Annotated[
 
 PositiveInt = Annotated[int, Field(ge=1, le=MAX_GEOMETRY)]
 NonNegInt = Annotated[int, Field(ge=0, le=MAX_GEOMETRY)]
-IntPair = PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
-Padding = (
+
+
+def _one_of(expected: str) -> WrapValidator:
+    """One clear message for a union field, instead of one error per branch of the union."""
+
+    def check(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except PydanticValidationError:
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ValueError(f"expected {expected}; got {shown}") from None
+
+    return WrapValidator(check)
+
+
+IntPair = Annotated[
+    PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)],
+    _one_of(f"an integer from 1 to {MAX_GEOMETRY}, or a pair [h, w] of them"),
+]
+Padding = Annotated[
     NonNegInt
     | Annotated[list[NonNegInt], Field(min_length=2, max_length=4)]
-    | Literal["valid", "same", "full"]
-)
+    | Literal["valid", "same", "full"],
+    _one_of(
+        f'an integer from 0 to {MAX_GEOMETRY}, [ph, pw], [top, bottom, left, right], '
+        'or "valid", "same", "full"'
+    ),
+]
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 DType = Literal["float32", "float64"]
 Encoding = Literal["list", "base64"]
@@ -247,11 +272,12 @@ class Info(BaseModel):
 # -- signals: conv1d and LTI responses --------------------------------------------------------
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Padding1d = (
+Padding1d = Annotated[
     NonNegInt
     | Annotated[list[NonNegInt], Field(min_length=2, max_length=2)]
-    | Literal["valid", "same", "full"]
-)
+    | Literal["valid", "same", "full"],
+    _one_of(f'an integer from 0 to {MAX_GEOMETRY}, [left, right], or "valid", "same", "full"'),
+]
 
 
 class Conv1dRequest(ComputeOptions):

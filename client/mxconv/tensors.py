@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import io
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -47,16 +48,30 @@ def _wire_dtype(name: str) -> np.dtype[Any]:
         raise TensorDecodeError(f"unsupported dtype {name!r}; use one of {sorted(DTYPES)}") from None
 
 
-def from_lists(value: Any) -> npt.NDArray[np.float64]:
-    """Nested lists of numbers to a float64 array, refusing ragged or non-numeric input."""
+def from_lists(value: Any, *, allow_null: bool = False) -> npt.NDArray[np.float64]:
+    """Nested lists of numbers to a float64 array, refusing ragged or non-numeric input.
+
+    ``allow_null`` reads ``null`` as NaN: JSON has no NaN or Inf, so a result's list encoding
+    carries them as null."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         raise TensorDecodeError("expected an array (nested lists of numbers), got a single number")
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        with warnings.catch_warnings():  # ragged: numpy < 1.24 warns, then makes an object array
+            warnings.simplefilter("ignore")
+            arr = np.asarray(value)
     except (ValueError, TypeError):
+        arr = np.empty(0, dtype=object)
+    # Not dtype=float64 up front: numpy would parse strings ("1") and booleans as numbers.
+    if allow_null and arr.dtype.kind == "O":
+        try:
+            arr = np.asarray(value, dtype=np.float64)  # null -> NaN
+        except (ValueError, TypeError):
+            pass
+    if arr.dtype.kind not in "iuf":
         raise TensorDecodeError(
             "expected a rectangular array of numbers; rows differ in length or hold non-numbers"
-        ) from None
+        )
+    arr = arr.astype(np.float64, copy=False)
     if arr.size == 0:
         raise TensorDecodeError("array is empty; every dimension must be at least 1")
     return arr
@@ -92,7 +107,7 @@ def decode(value: Any, *, require_finite: bool = True) -> npt.NDArray[Any]:
     elif isinstance(value, dict):
         arr = from_b64(value)
     elif isinstance(value, (list, tuple)):
-        arr = from_lists(value)
+        arr = from_lists(value, allow_null=not require_finite)
     else:
         raise TensorDecodeError(
             f"expected nested lists of numbers or {{'dtype','shape','b64'}}, got {type(value).__name__}"

@@ -6,7 +6,7 @@ import logging
 import sqlite3
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -81,6 +81,8 @@ def validation_error(e: ValidationError) -> ApiError:
     details = []
     for err in e.errors(include_url=False, include_input=False, include_context=False):
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "model_type" and not err["loc"]:  # no body, or not an object
+            msg = "the body must be a JSON object with the fields in /openapi.json"
         details.append({"loc": list(err["loc"]), "msg": msg, "type": err["type"]})
     message = "; ".join(f"{_loc(tuple(d['loc']))}: {d['msg']}" for d in details[:5])
     return ApiError(422, message, details=details)
@@ -97,7 +99,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(InvalidArgument)
     def _invalid(e: InvalidArgument) -> Response:
-        details = [{"loc": [e.field], "msg": e.message, "type": "invalid_argument"}]
+        details = [{"loc": e.field.split("."), "msg": e.message, "type": "invalid_argument"}]
         return error_response(ApiError(422, str(e), code="invalid_argument", details=details))
 
     @app.errorhandler(OverBudget)
@@ -133,6 +135,11 @@ def register(app: Flask) -> None:
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body is over the limit of {limit} bytes (MXCONV_MAX_BODY_BYTES)"
+        elif status == 404:
+            message = (
+                f"no endpoint at {request.path}; the API lives under /v1/ (e.g. POST /v1/conv2d): "
+                "see /openapi.json, and give the client the server's root URL, without /v1"
+            )
         return error_response(ApiError(status, message))
 
     @app.errorhandler(Exception)

@@ -454,6 +454,12 @@ def plan_corr2d(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> Conv
         raise InvalidArgument("x", f"corr2d takes a 2-D input (H,W), got shape {list(x_shape)}")
     if len(kernel_shape) != 2:
         raise InvalidArgument("kernel", f"corr2d takes a 2-D kernel (kh,kw), got shape {list(kernel_shape)}")
+    if kernel_shape[0] > x_shape[0] or kernel_shape[1] > x_shape[1]:
+        raise InvalidArgument(
+            "kernel",
+            f"the kernel {list(kernel_shape)} does not fit inside x {list(x_shape)}: corr2d slides it "
+            "over x without padding; use a smaller kernel, or /v1/conv2d with padding",
+        )
     return plan_conv2d(x_shape, kernel_shape)
 
 

@@ -73,6 +73,9 @@ CREATE TABLE IF NOT EXISTS job_losses (
 );
 """
 
+#: (name, type) of the jobs columns added after the first release of the schema, oldest first.
+ADDED_COLUMNS = (("snapshot", "TEXT"),)
+
 _COLUMNS = (
     "id, status, spec, epochs, created_at, updated_at, started_at, finished_at, cancel_requested_at, "
     "attempts, worker, lease_expires, epoch, loss, elapsed, snapshot, result, error, message, "
@@ -113,7 +116,14 @@ class SqliteJobStore(JobStore):
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._pid = os.getpid()
-        self._conn().executescript(SCHEMA)  # idempotent: IF NOT EXISTS throughout
+        db = self._conn()
+        db.executescript(SCHEMA)  # idempotent: IF NOT EXISTS throughout
+        # Columns added since a store file was first made (CREATE TABLE IF NOT EXISTS keeps
+        # an existing table as it was).
+        columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+        for name, kind in ADDED_COLUMNS:
+            if name not in columns:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     @classmethod
     def from_url(cls, url: str) -> SqliteJobStore:
