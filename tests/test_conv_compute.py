@@ -97,6 +97,20 @@ def test_every_padding_mode_and_form(mode: str, padding, pads) -> None:
     assert_close(y, expected)
 
 
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 3, 0), (5, 5, 5, 5)])
+def test_1x1_kernels_with_padding(mode: str, pads) -> None:
+    """1x1 kernels take a GEMM path: it must see the padded input (a fuzzed 500 once)."""
+    if mode == "reflect" and max(pads) >= 6:
+        pytest.skip("reflect padding must be smaller than the input")
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 3, 6, 7))
+    w = rng.standard_normal((4, 3, 1, 1))
+    b = rng.standard_normal(4)
+    y = conv.conv2d(x, w, b, padding=list(pads), padding_mode=mode)
+    assert_close(y, oracle.conv2d(x, w, b, pads=pads, padding_mode=mode))
+
+
 @pytest.mark.parametrize("kernel_shape", [(2, 2), (3, 3), (2, 3), (4, 1)])
 def test_same_keeps_size_and_pads_bottom_right_for_even_kernels(kernel_shape) -> None:
     rng = np.random.default_rng(3)

@@ -144,8 +144,8 @@ def test_idempotency_key(client) -> None:
     [
         ({"y": [[0, 1, 0, -1, 0, 0]] * 6}, 422, ["y"], "[1, 1, 6, 5]"),  # shows both shapes
         ({"y": [[0, 1, 0, -1, 0, 0]] * 6}, 422, ["y"], "[6, 6]"),
-        ({"layer": {"kernel_size": [1, 2], "in_channels": 3}}, 422, ["layer.in_channels"], "x has 1"),
-        ({"layer": {"kernel_size": [7, 2]}}, 422, ["layer.kernel_size"], "padded input"),
+        ({"layer": {"kernel_size": [1, 2], "in_channels": 3}}, 422, ["layer", "in_channels"], "x has 1"),
+        ({"layer": {"kernel_size": [7, 2]}}, 422, ["layer", "kernel_size"], "padded input"),
         ({"layer": {"kernel_size": [1, 2], "colour": 1}}, 422, ["layer", "colour"], "Extra inputs"),
         ({"layer": {}}, 422, ["layer", "kernel_size"], "required"),
         ({"optimizer": "rmsprop"}, 422, ["optimizer"], "'sgd' or 'adam'"),

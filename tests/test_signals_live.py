@@ -78,7 +78,7 @@ def test_lti_png(api: mxconv.Client) -> None:
 def test_lti_errors_are_typed(api: mxconv.Client) -> None:
     with pytest.raises(mxconv.ValidationError) as info:
         api.lti_response(StepInput(), {"kind": "custom", "h": [1, 2], "t0": -1}, dt=0.1, duration=1)
-    assert info.value.code == "invalid_argument" and info.value.details[0]["loc"] == ["system.t0"]
+    assert info.value.code == "invalid_argument" and info.value.details[0]["loc"] == ["system", "t0"]
     with pytest.raises(mxconv.PayloadTooLargeError, match="dt"):
         api.lti_response(StepInput(), FirstOrder(T=1), dt=1e-5, duration=10)
     with pytest.raises(mxconv.ValidationError, match="dt"):

@@ -414,7 +414,7 @@ def _conv_onednn(data: Any, weight: Any, bias: Any, plan: Conv2dPlan, conv_pad: 
 
 
 def _conv_1x1_gemm(data: Any, weight: Any, bias: Any, plan: Conv2dPlan, dtype: str) -> Any:
-    n, c, h, w = plan.x_shape
+    n, c, h, w = data.shape  # already padded, when there is padding
     o = plan.weight_shape[0]
     y, out = _output((n, o, h * w), dtype)
     w2 = weight.reshape((o, c))
