@@ -71,7 +71,7 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
     # previous run left behind would be summed into this one's figures.
     metrics_dir = tempfile.mkdtemp(prefix="mxconv-metrics-")
     env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    children = [subprocess.Popen(gunicorn_command(), env=env)]  # noqa: S603
+    gunicorn = subprocess.Popen(gunicorn_command(), env=env)  # noqa: S603
     from .jobs.supervisor import WorkerPool, worker_env
 
     job_env = worker_env(env, settings.job_threads(), explicit=bool(settings.job_omp_threads))
@@ -80,16 +80,13 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
 
     def forward(signum: int, _frame: Any) -> None:
         pool.signal(signum)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
+        if gunicorn.poll() is None:
+            gunicorn.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    code = pool.supervise(children[0])  # restarts job workers that die while gunicorn runs
+    code = pool.supervise(gunicorn)  # restarts job workers that die while gunicorn runs
     forward(signal.SIGTERM, None)
     pool.stop()
-    for child in children[1:]:
-        child.wait()
     shutil.rmtree(metrics_dir, ignore_errors=True)
     return code
