@@ -118,7 +118,7 @@ def test_topology_redis_two_apis_two_workers_one_killed(
             job = clients[i % 2].jobs.submit(
                 x, y, kernel_size=(1, 2), optimizer="adam", learning_rate=0.05, epochs=EPOCHS, seed=i
             )
-            assert job.status == "queued"
+            assert job.status in ("queued", "running")  # a worker may claim it before the reply
             submitted[job.id] = i % 2
         for job_id, via in submitted.items():  # each job is visible through the other API
             other = clients[1 - via].jobs.get(job_id, history=False)
