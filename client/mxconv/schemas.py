@@ -150,7 +150,19 @@ class ComputeOptions(Strict):
     output_encoding: Encoding = Field("list", description="How the output tensor is encoded.")
 
 
-class Conv2dRequest(ComputeOptions):
+class ConvOptions(ComputeOptions):
+    """What conv1d and conv2d share; each adds x, weight, stride, padding and dilation."""
+
+    bias: Tensor | None = Field(None, description="Per-output-channel bias, shape (O,).")
+    padding_mode: PaddingMode = "zeros"
+    groups: PositiveInt = 1
+    flip: bool = Field(
+        False,
+        description="false: cross-correlation (deep learning); true: true convolution (signals).",
+    )
+
+
+class Conv2dRequest(ConvOptions):
     # "example" (one, OpenAPI 3.0 style): flask-openapi3 keeps it in /openapi.json, where the
     # Swagger UI and fuzzers (schemathesis) start from it; it drops the JSON Schema "examples".
     model_config = ConfigDict(
@@ -170,22 +182,16 @@ class Conv2dRequest(ComputeOptions):
     weight: Tensor = Field(
         description="Kernel: (kh,kw), (O,C/groups,kh,kw), or a 3-D form that is unambiguous."
     )
-    bias: Tensor | None = Field(None, description="Per-output-channel bias, shape (O,).")
     stride: IntPair = 1
     padding: Padding = Field(
         0,
         description=(
             'An int, [ph,pw], asymmetric [top,bottom,left,right], or "valid"/"same"/"full". '
-            '"same" with an even kernel puts the extra row/column bottom/right.'
+            '"same" with an even kernel puts the extra row/column bottom/right '
+            "(top/left with flip=true, as scipy.signal.convolve2d does)."
         ),
     )
-    padding_mode: PaddingMode = "zeros"
     dilation: IntPair = 1
-    groups: PositiveInt = 1
-    flip: bool = Field(
-        False,
-        description="false: cross-correlation (deep learning); true: true convolution (signals).",
-    )
 
     @field_validator("padding")
     @classmethod
@@ -280,12 +286,11 @@ Padding1d = Annotated[
 ]
 
 
-class Conv1dRequest(ComputeOptions):
+class Conv1dRequest(ConvOptions):
     x: Tensor = Field(description="Input: (L,), (C,L) or (N,C,L).")
     weight: Tensor = Field(
         description="Kernel: (k,), (O,C/groups,k), or (O,k) / (C,k) where that is unambiguous."
     )
-    bias: Tensor | None = Field(None, description="Per-output-channel bias, shape (O,).")
     stride: PositiveInt = 1
     padding: Padding1d = Field(
         0,
@@ -294,13 +299,7 @@ class Conv1dRequest(ComputeOptions):
             "puts the extra sample right (cross-correlation) or left (flip=true, as scipy does)."
         ),
     )
-    padding_mode: PaddingMode = "zeros"
     dilation: PositiveInt = 1
-    groups: PositiveInt = 1
-    flip: bool = Field(
-        False,
-        description="false: cross-correlation (deep learning); true: true convolution (signals).",
-    )
 
 
 class StepInput(Strict):
