@@ -17,7 +17,6 @@ from pydantic import (
     PlainValidator,
     WithJsonSchema,
     WrapValidator,
-    field_validator,
     model_validator,
 )
 from pydantic import ValidationError as PydanticValidationError
@@ -127,7 +126,8 @@ IntPair = Annotated[
 ]
 Padding = Annotated[
     NonNegInt
-    | Annotated[list[NonNegInt], Field(min_length=2, max_length=4)]
+    | Annotated[list[NonNegInt], Field(min_length=2, max_length=2)]
+    | Annotated[list[NonNegInt], Field(min_length=4, max_length=4)]
     | Literal["valid", "same", "full"],
     _one_of(
         f'an integer from 0 to {MAX_GEOMETRY}, [ph, pw], [top, bottom, left, right], '
@@ -192,13 +192,6 @@ class Conv2dRequest(ConvOptions):
         ),
     )
     dilation: IntPair = 1
-
-    @field_validator("padding")
-    @classmethod
-    def _padding_is_2_or_4(cls, v: Any) -> Any:
-        if isinstance(v, list) and len(v) not in (2, 4):
-            raise ValueError("padding list must be [ph, pw] or [top, bottom, left, right]")
-        return v
 
 
 class Corr2dRequest(ComputeOptions):
@@ -453,13 +446,6 @@ class LayerSpec(Strict):
     groups: PositiveInt = 1
     bias: bool = Field(True, description="Learn a bias per output channel.")
 
-    @field_validator("padding")
-    @classmethod
-    def _padding_is_2_or_4(cls, v: Any) -> Any:
-        if isinstance(v, list) and len(v) not in (2, 4):
-            raise ValueError("padding list must be [ph, pw] or [top, bottom, left, right]")
-        return v
-
 
 class EarlyStopping(Strict):
     patience: int = Field(10, ge=1, description="Stop after this many epochs without improvement.")
@@ -618,13 +604,6 @@ class ImageFilterOptions(Strict):
                     except ValueError:
                         raise ValueError(f"{key}: {value!r} is not valid JSON") from None
         return data
-
-    @field_validator("padding")
-    @classmethod
-    def _padding_is_2_or_4(cls, v: Any) -> Any:
-        if isinstance(v, list) and len(v) not in (2, 4):
-            raise ValueError("padding list must be [ph, pw] or [top, bottom, left, right]")
-        return v
 
 
 class ImageFilterRequest(ImageFilterOptions):

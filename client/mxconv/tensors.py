@@ -19,7 +19,7 @@ import io
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +28,6 @@ import numpy.typing as npt
 # library takes 16 and 22 (measured), which is most of what base64 JSON costs end to end.
 import pybase64
 
-WireDType = Literal["float32", "float64"]
 #: dtypes that travel on the wire, by name; the byte order is always little-endian.
 DTYPES: dict[str, np.dtype[Any]] = {
     "float32": np.dtype("<f4"),

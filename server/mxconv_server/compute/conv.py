@@ -7,7 +7,7 @@ costs no compute and gets a message naming the field to change.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +18,6 @@ from .mx import nd
 
 PaddingSpec = int | list[int] | tuple[int, ...] | str
 Pair = int | list[int] | tuple[int, ...]
-PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 DTYPES = ("float32", "float64")
 
