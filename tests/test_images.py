@@ -426,3 +426,10 @@ def test_openapi_documents_the_image_endpoints(api) -> None:
     assert set(op["requestBody"]["content"]) >= {"image/png", "image/jpeg", "multipart/form-data"}
     assert {p["name"] for p in op["parameters"]} >= {"kernel", "padding", "stride", "mapping"}
     assert "/v1/kernels" in spec["paths"]
+
+
+@pytest.mark.parametrize("sigma", [1e-170, 5e-324])
+def test_gaussian_of_a_tiny_sigma_is_the_identity_not_nan(client, sigma: float) -> None:
+    """Found by fuzzing: sigma**2 underflowed and the matrix came back as nulls."""
+    body = client.get(f"/v1/kernels/gaussian?size=3&sigma={sigma}").get_json()
+    assert body["matrix"] == [[0, 0, 0], [0, 1, 0], [0, 0, 0]]

@@ -59,7 +59,10 @@ def _gaussian(size: int | None, sigma: float | None) -> npt.NDArray[np.float64]:
     # Default support: +-3 sigma, which holds 99.7% of the weight.
     n = _odd_size(size, min(MAX_PRESET_SIZE, 2 * math.ceil(3 * s) + 1))
     r = np.arange(n, dtype=np.float64) - (n - 1) / 2
-    g = np.exp(-(r**2) / (2 * s * s))
+    # Not r**2 / (2 s**2): s**2 underflows to 0 for a tiny sigma (0/0 = NaN at the centre).
+    # (r/s)**2 may overflow to inf instead, and exp(-inf) = 0 is the right weight there.
+    with np.errstate(over="ignore"):
+        g = np.exp(-0.5 * (r / s) ** 2)
     k = np.outer(g, g)
     return k / k.sum()  # type: ignore[no-any-return]
 
