@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _header(workers: int, threads: int) -> str:
-    import mxnet
     import numpy as np
+    from mxconv_server.compute.mx import mxnet  # MXNet as the service loads it (oneDNN settings)
 
     try:
         import torch
@@ -112,7 +112,9 @@ def _header(workers: int, threads: int) -> str:
         f"python {platform.python_version()}, mxnet {mxnet.__version__}, numpy {np.__version__}, "
         f"torch {torch_v}\nthreads per worker and in-process: OMP_NUM_THREADS={threads} "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} "
-        f"MXNET_ENGINE_TYPE={os.environ.get('MXNET_ENGINE_TYPE', '-')}; gunicorn -w {workers}"
+        f"MXNET_ENGINE_TYPE={os.environ.get('MXNET_ENGINE_TYPE', '-')} "
+        f"DNNL_MAX_CPU_ISA={os.environ.get('DNNL_MAX_CPU_ISA', '-')} (MXNet's oneDNN 2.4 only); "
+        f"gunicorn -w {workers}"
     )
 
 

@@ -41,7 +41,7 @@ def bare_loop(
     """The seed's loop, generalised: what a user would write in a script. Returns its time,
     and the time of one more forward pass for the loss of the learned layer, which the
     service computes and returns too ("data_loss")."""
-    import mxnet as mx
+    from mxconv_server.compute.mx import mxnet as mx  # loaded as the service loads it
     from mxnet import autograd, gluon, nd
     from mxnet.gluon import nn
 
