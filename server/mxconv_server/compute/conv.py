@@ -306,16 +306,9 @@ def conv2d(
     path = choose_path(plan, conv_pad, ctx)
     if path == "gemm-1x1":
         y = _conv_1x1_gemm(data, weight, bias_nd, plan, dtype)
-    elif path == "im2col":
-        y = _conv_im2col(data, weight, bias_nd, plan, conv_pad, dtype)
     else:
         y = _conv_onednn(data, weight, bias_nd, plan, conv_pad)
     return y.reshape(plan.out_shape)
-
-
-#: im2col + GEMM is used while the im2col matrix (K = C*kh*kw rows) is at most this tall and no
-#: larger than the output (K <= O). See choose_path for the measurements behind it.
-IM2COL_MAX_K = 64
 
 
 #: Zero padding up to this many pixels is left to the convolution operator itself; more is
@@ -328,30 +321,27 @@ BUILTIN_PAD_MAX = 3
 def choose_path(plan: Conv2dPlan, conv_pad: tuple[int, int], ctx: mx.Context) -> str:
     """Which operator computes this convolution on this device, chosen by measurement.
 
-    Measured on the benchmark machine (2-core AVX-512 EPYC, MXNet 1.9.1 with oneDNN, medians,
-    see ``make bench``):
+    Measured on the benchmark machine (2-core AVX-512 EPYC, MXNet 1.9.1 with oneDNN 2.4 capped
+    as in ``compute.mx``, 1 thread, medians, see ``make bench``):
 
-    * ``onednn``: ``nd.Convolution``. oneDNN picks a blocked output layout (nChw16c), and
-      ``asnumpy()`` must reorder it back to NCHW. On (8,64,56,56)x(64,64,3,3) the reorder
-      adds ~2 ms to an 18 ms convolution (1 thread): worth it, nothing else comes close.
-    * ``im2col``: ``nd.im2col`` + ``nd.dot``/``batch_dot`` (OpenBLAS) straight into the numpy
-      output, plain layout, no reorder. On (1,3,224,224)x(64,3,3,3) the oneDNN conv takes
-      1.8 ms but its reorder 6 ms; im2col+GEMM does it all in ~4-6 ms (1.5-2x faster). It only
-      pays while the im2col matrix is short: with K=576 (64 channels, 3x3) it is 3x slower.
+    * ``onednn``: ``nd.Convolution``. oneDNN computes in a blocked layout (nChw16c) and the
+      result is reordered once, into the numpy output. (8,64,56,56)x(64,64,3,3): 18.9 ms.
+      An im2col + OpenBLAS GEMM path used to win where the im2col matrix is short, but only
+      while page faults and NHWC reorders slowed oneDNN down; with those gone (``compute.mx``)
+      oneDNN was faster on all six such shapes tried, e.g. (1,3,224,224)x(64,3,3,3) 4.3 ms
+      against 5.1, (1,3,512,512)x(16,3,3,3) 5.7 against 11.8.
     * ``gemm-1x1``: a 1x1 convolution with stride 1 is exactly ``Y[n] = W @ X[n]``: one
-      ``nd.dot`` (``batch_dot`` for batches) writing the numpy output in place. On
-      (1,256,56,56)x(64,256,1,1): 1.6 ms against 2.0 ms for oneDNN conv + reorder (2 threads).
+      ``nd.dot`` (``batch_dot`` for batches) writing the numpy output in place, no layout
+      change at all. (1,256,56,56)x(64,256,1,1): 1.8 ms against 2.2 ms for oneDNN, whose 1x1
+      kernel is faster but whose input reorder (3.2 MB) costs more than that.
 
     GPUs always take ``onednn`` (cuDNN there; its output is plain NCHW already).
     """
     if ctx.device_type != "cpu" or plan.groups != 1:
         return "onednn"
-    o, cg, kh, kw = plan.weight_shape
+    _, _, kh, kw = plan.weight_shape
     if (kh, kw) == (1, 1) and plan.stride == (1, 1) and conv_pad == (0, 0):
         return "gemm-1x1"
-    k = cg * kh * kw
-    if k <= IM2COL_MAX_K and k <= o:
-        return "im2col"
     return "onednn"
 
 
@@ -406,10 +396,25 @@ def _conv_onednn(data: Any, weight: Any, bias: Any, plan: Conv2dPlan, conv_pad: 
         num_group=plan.groups,
         no_bias=bias is None,
     )
-    # asnumpy() reorders oneDNN's blocked layout to NCHW; writing the convolution into a
-    # numpy-backed NDArray (out=) does not help: MXNet stores the blocked layout there and
-    # reorders on read just the same (measured: same time, and the buffer holds nChw16c data).
-    return out.asnumpy()
+    return _to_numpy(out)
+
+
+def _to_numpy(out: Any) -> npt.NDArray[Any]:
+    """A result NDArray as a new numpy array, in NCHW whatever layout oneDNN left it in.
+
+    ``asnumpy()`` reorders a blocked (nChw16c) result into a temporary NCHW array and then
+    copies that into numpy; ``copyto()`` a numpy-backed NDArray reorders straight into the
+    numpy memory: one pass instead of two ((8,64,56,56), 1 thread: -0.4 ms, measured). Below
+    ZERO_COPY_MIN_BYTES, wrapping the numpy array (~40 us) costs more than the extra copy, so
+    small results take ``asnumpy()``. (Handing the numpy-backed array to the operator itself,
+    ``out=``, does not help: MXNet stores the blocked layout there and reorders on read.)
+    """
+    if out.size * np.dtype(out.dtype).itemsize < ZERO_COPY_MIN_BYTES:
+        return out.asnumpy()  # type: ignore[no-any-return]
+    y, y_nd = _output(out.shape, out.dtype)
+    out.copyto(y_nd)
+    y_nd.wait_to_read()
+    return y
 
 
 def _conv_1x1_gemm(data: Any, weight: Any, bias: Any, plan: Conv2dPlan, dtype: str) -> Any:
@@ -421,26 +426,6 @@ def _conv_1x1_gemm(data: Any, weight: Any, bias: Any, plan: Conv2dPlan, dtype: s
         nd.dot(w2, data.reshape((c, h * w)), out=out.reshape((o, h * w)))
     else:
         nd.batch_dot(nd.broadcast_to(w2.expand_dims(0), (n, o, c)), data.reshape((n, c, h * w)), out=out)
-    if bias is not None:
-        nd.broadcast_add(out, bias.reshape((1, o, 1)), out=out)
-    out.wait_to_read()
-    return y
-
-
-def _conv_im2col(
-    data: Any, weight: Any, bias: Any, plan: Conv2dPlan, conv_pad: tuple[int, int], dtype: str
-) -> Any:
-    n = plan.x_shape[0]
-    o, cg, kh, kw = plan.weight_shape
-    _, _, ho, wo = plan.out_shape4
-    k = cg * kh * kw
-    cols = nd.im2col(data, kernel=(kh, kw), stride=plan.stride, dilate=plan.dilation, pad=conv_pad)
-    y, out = _output((n, o, ho * wo), dtype)
-    w2 = weight.reshape((o, k))
-    if n == 1:
-        nd.dot(w2, cols.reshape((k, ho * wo)), out=out.reshape((o, ho * wo)))
-    else:
-        nd.batch_dot(nd.broadcast_to(w2.expand_dims(0), (n, o, k)), cols, out=out)
     if bias is not None:
         nd.broadcast_add(out, bias.reshape((1, o, 1)), out=out)
     out.wait_to_read()
