@@ -293,6 +293,32 @@ def test_slow_trickling_client_times_out_and_frees_the_worker(strict_server: Liv
 
 
 @pytest.mark.timeout(60)
+def test_body_read_from_the_socket_in_pieces_or_cut_short(strict_server: LiveServer) -> None:
+    """gunicorn's read-ahead holds the start of a body; the rest is received straight from the
+    socket (body.py). A body sent in pauses arrives whole; one cut short is a 400 naming the
+    bytes that came, and the worker stays up."""
+    body = b'{"x": [[0, 1, 2], [3, 4, 5], [6, 7, 8]], "kernel": [[0, 1], [2, 3]]}'
+    head = HEAD + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    pieces = [body[:10], body[10:30], body[30:]]
+    resp, err, _ = _raw(strict_server.url, head, pieces, pause=0.3)
+    assert _status(resp) == 200, (resp[:300], err)
+    assert b"[[19.0,25.0],[37.0,43.0]]" in resp.replace(b" ", b"")
+
+    host, port = strict_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(HEAD + b"Content-Length: 5000\r\n\r\n" + body)
+        time.sleep(0.3)  # the server is now waiting on the socket for the rest
+        s.shutdown(socket.SHUT_WR)
+        answer = b""
+        while part := s.recv(65536):
+            answer += part
+    assert _status(answer) == 400, answer[:300]
+    assert f"ended after {len(body)} of 5000 bytes".encode() in answer
+    seed = {"x": [[1, 2], [3, 4]], "kernel": [[1]]}
+    assert requests.post(strict_server.url + "/v1/corr2d", json=seed, timeout=30).status_code == 200
+
+
+@pytest.mark.timeout(60)
 def test_chunked_body_over_the_limit_is_413(strict_server: LiveServer) -> None:
     url = strict_server.url
     big = b'{"x": [' + b"1.0," * (MAX_BODY // 4 + 10) + b'1.0], "kernel": [[1]]}'
