@@ -63,7 +63,7 @@ def _json_tensor(value: ArrayLike, dtype: str, *, lists_only: bool = False) -> A
     arr = _real(value, dtype)
     if lists_only or arr.size <= LIST_ENCODING_MAX_ELEMENTS:
         return np.ascontiguousarray(arr)
-    return tensors.to_b64(arr)
+    return tensors.to_b64_orjson(arr)
 
 
 class Client:
@@ -215,9 +215,10 @@ class Client:
             body.update(params, output_encoding="list" if lists else "base64")
             return self._post(path, body, model)
         wire = {name: _real(a, dtype) for name, a in given.items()}
-        data, content_type = tensors.encode_multipart(wire, params)
+        body = tensors.multipart_body(wire, params)
         accept = tensors.NPY_MEDIA_TYPE if npy_output else "application/json"
-        resp = self.request("POST", path, data=data, headers={"Content-Type": content_type, "Accept": accept})
+        headers = {"Content-Type": body.content_type, "Accept": accept}
+        resp = self.request("POST", path, data=body, headers=headers)
         if resp.headers.get("Content-Type", "").startswith(tensors.NPY_MEDIA_TYPE):
             return model.model_validate(_npy_result(resp))
         return model.model_validate(orjson.loads(resp.content))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from flask import Response
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info
 
@@ -25,6 +26,13 @@ class OrjsonProvider(JSONProvider):
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        """orjson's bytes as the body, without the round trip through ``str`` that Flask's
+        default makes (decode, then encode again: 1 ms on an 8 MB base64 result)."""
+        obj = self._prepare_response_obj(args, kwargs)
+        body = orjson.dumps(obj, option=self.options | orjson.OPT_APPEND_NEWLINE, default=_default)
+        return self._app.response_class(body, mimetype="application/json")  # type: ignore[no-any-return]
 
 
 def _default(obj: Any) -> Any:

@@ -53,8 +53,9 @@ def check_plan(plan: Conv2dPlan) -> None:
 
 
 def encode(arr: np.ndarray, encoding: str) -> Any:
-    # Lists go out as the ndarray itself: orjson writes it without a Python-level tolist().
-    return tensors.to_b64(arr) if encoding == "base64" else np.ascontiguousarray(arr)
+    # Results go straight to orjson (app.OrjsonProvider): lists as the ndarray itself, which
+    # orjson writes without a Python-level tolist(); base64 as a ready-made JSON fragment.
+    return tensors.to_b64_orjson(arr) if encoding == "base64" else np.ascontiguousarray(arr)
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float]:
