@@ -351,3 +351,17 @@ def test_chunked_body_over_the_limit_is_413(strict_server: LiveServer) -> None:
     assert seen["Content-Length over the limit, no body sent"][:2] == (413, "too_large")
     assert seen["request line over 4094 bytes (gunicorn's own answer)"][:2] == (414, "uri_too_long")
     assert "Traceback" not in strict_server.log()
+
+
+def test_a_body_received_into_a_buffer_is_streamed_without_a_copy() -> None:
+    """A body received from the socket (a bytearray) stays readable as wsgi.input for anything
+    that reads the stream, and the stream is a view of the buffer, not a copy of it."""
+    from mxconv_server.body import _ViewStream
+
+    data = bytearray(b"0123456789" * 1000)
+    stream = _ViewStream(data)
+    assert stream.read(4) == b"0123"
+    rest = stream.read()
+    assert rest == bytes(data[4:]) and stream.read() == b""
+    data[0:4] = b"abcd"  # a view: a change to the buffer shows through a fresh stream
+    assert _ViewStream(data).read(4) == b"abcd"
