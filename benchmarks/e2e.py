@@ -9,6 +9,7 @@ import mxconv
 import numpy as np
 
 from .common import CASES, LARGEST, Case, Report, Server, interleaved_ms, mxconv_server, reps_for
+from .floor import loopback_ms
 
 TRANSPORTS = ("binary", "base64", "lists")
 TARGET = {"binary": 1.3, "base64": 2.0}
@@ -44,6 +45,8 @@ def run(report: Report, threads: int, env: dict[str, str], quick: bool = False) 
                 reps=reps_for(first_lists, 300 if quick else 2500, lo=3, hi=15),
                 warmup=0,
             )
+            if case.large:
+                _floor_row(report, case, x, w, expected, ms["in-process"])
             for t in TRANSPORTS:
                 base = (slow if t == "lists" else ms)["in-process"]
                 took = (slow if t == "lists" else ms)[t]
@@ -65,6 +68,32 @@ def run(report: Report, threads: int, env: dict[str, str], quick: bool = False) 
                     f"{ratio:.2f}",
                     target,
                 )
+
+
+def _floor_row(report: Report, case: Case, x: np.ndarray, w: np.ndarray, y: np.ndarray, base: float) -> None:
+    """The binary request's and answer's bytes moved by bare sockets (benchmarks/floor.py),
+    added to the in-process time: the best ratio any request-then-answer design can reach."""
+    request_bytes = len(mxconv.tensors.multipart_body({"x": x, "weight": w}, {"padding": case.padding}))
+    response_bytes = sum(len(p) for p in mxconv.tensors.npy_parts(y))
+    moved = loopback_ms(request_bytes, response_bytes)
+    ratio = (base + moved) / base
+    note = ""
+    if case.name in LARGEST:
+        note = f"<={TARGET['binary']} " + ("reachable" if ratio <= TARGET["binary"] else "out of reach")
+        report.notes.append(
+            f"{case.name}: moving its {request_bytes / 1e6:.1f} MB request and {response_bytes / 1e6:.1f} MB "
+            f"answer between two processes over loopback TCP, no HTTP, takes {moved:.2f} ms: in-process "
+            f"{base:.2f} ms + that = {ratio:.2f}x, the floor under the binary end-to-end ratio"
+        )
+    report.add(
+        "2 end-to-end",
+        case.label,
+        "floor: bare TCP, same bytes",
+        f"{moved:.3f} ms",
+        f"in-process {base:.3f} ms",
+        f"{ratio:.2f}",
+        note,
+    )
 
 
 # -- section 4 -----------------------------------------------------------------------------
