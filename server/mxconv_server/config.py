@@ -102,4 +102,5 @@ class Settings(BaseSettings):
             "OMP_NUM_THREADS": str(self.threads_per_worker()),
             "OMP_WAIT_POLICY": "passive",
             "MXNET_ENGINE_TYPE": "NaiveEngine",
+            "MXNET_CPU_TEMP_COPY": "1",
         }

@@ -43,6 +43,10 @@ preload_app = False
 #   engine thread only adds a hand-off at every sync point. Under wrk load, py-spy put 41% of a
 #   worker's busy time in NDArray._sync_copyfrom waiting for that thread; with NaiveEngine the
 #   op runs inline, and a seed-sized request costs ~5-10% less CPU (test client, medians).
+# - MXNET_CPU_TEMP_COPY=1: MXNet keeps this many temporary workspaces (default 4) for operators
+#   that may run in parallel; run one at a time, a worker only ever needs one. With 4, RSS grew
+#   by another workspace on each of the first requests: +37 MiB more per worker after five
+#   (8,64,56,56)x(64,64,3,3) requests (297 against 260 MiB), for no speed gain.
 for _key, _value in _settings.worker_env().items():
     os.environ.setdefault(_key, _value)
 
