@@ -215,10 +215,10 @@ class Client:
             body.update(params, output_encoding="list" if lists else "base64")
             return self._post(path, body, model)
         wire = {name: _real(a, dtype) for name, a in given.items()}
-        body = tensors.multipart_body(wire, params)
+        multipart = tensors.multipart_body(wire, params)
         accept = tensors.NPY_MEDIA_TYPE if npy_output else "application/json"
-        headers = {"Content-Type": body.content_type, "Accept": accept}
-        resp = self.request("POST", path, data=body, headers=headers)
+        headers = {"Content-Type": multipart.content_type, "Accept": accept}
+        resp = self.request("POST", path, data=multipart, headers=headers)
         if resp.headers.get("Content-Type", "").startswith(tensors.NPY_MEDIA_TYPE):
             return model.model_validate(_npy_result(resp))
         return model.model_validate(orjson.loads(resp.content))
