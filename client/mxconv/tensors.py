@@ -119,11 +119,15 @@ def decode(value: Any, *, require_finite: bool = True) -> npt.NDArray[Any]:
     return arr
 
 
-def to_b64(arr: npt.NDArray[Any]) -> dict[str, Any]:
+def _b64(arr: npt.NDArray[Any]) -> tuple[str, list[int], bytes]:
     dtype = _wire_dtype(arr.dtype.name)
     data = np.ascontiguousarray(arr, dtype=dtype)
-    text = pybase64.b64encode(memoryview(data).cast("B")).decode("ascii")  # type: ignore[arg-type]
-    return {"dtype": dtype.name, "shape": list(data.shape), "b64": text}
+    return dtype.name, list(data.shape), pybase64.b64encode(memoryview(data).cast("B"))  # type: ignore[arg-type]
+
+
+def to_b64(arr: npt.NDArray[Any]) -> dict[str, Any]:
+    name, shape, text = _b64(arr)
+    return {"dtype": name, "shape": shape, "b64": text.decode("ascii")}
 
 
 def to_b64_orjson(arr: npt.NDArray[Any]) -> dict[str, Any]:
@@ -131,10 +135,8 @@ def to_b64_orjson(arr: npt.NDArray[Any]) -> dict[str, Any]:
     ``orjson.Fragment``, copied into the output as it is, where a ``str`` is scanned for
     characters to escape (base64 has none). Encode + dump of a 6 MB float32 tensor: 1.7 ms
     instead of 5.0 (measured)."""
-    dtype = _wire_dtype(arr.dtype.name)
-    data = np.ascontiguousarray(arr, dtype=dtype)
-    text = pybase64.b64encode(memoryview(data).cast("B"))  # type: ignore[arg-type]
-    return {"dtype": dtype.name, "shape": list(data.shape), "b64": orjson.Fragment(b'"' + text + b'"')}
+    name, shape, text = _b64(arr)
+    return {"dtype": name, "shape": shape, "b64": orjson.Fragment(b'"' + text + b'"')}
 
 
 def encode(arr: npt.NDArray[Any], encoding: str = "list") -> Any:

@@ -61,9 +61,9 @@ def buffer_request_body(request: Request, *, max_bytes: int, timeout: float) -> 
     size = 0
     try:
         while True:
-            # With a Content-Length, one read asks for all of it: a single copy out of
-            # gunicorn's buffer (64 KiB reads copied its read-ahead buffer each time: see the
-            # measurement in git history of binary.py). Chunked bodies come in slices.
+            # With a Content-Length, one read asks for all of it (64 KiB reads copied gunicorn's
+            # read-ahead buffer each time: see the git history of binary.py). Chunked bodies
+            # come in slices.
             want = expected - size if expected is not None else min(_CHUNK, max_bytes + 1 - size)
             if want == 0:
                 break
@@ -84,7 +84,7 @@ def buffer_request_body(request: Request, *, max_bytes: int, timeout: float) -> 
     finally:
         watchdog.cancel()
     if expected is not None and size != expected:
-        raise ApiError(400, f"request body ended after {size} of {expected} bytes (Content-Length)")
+        raise _cut_short(size, expected)
     _replace_body(request, parts[0] if len(parts) == 1 else b"".join(parts))
 
 
@@ -154,7 +154,7 @@ def _read_direct(reader: Any, sock: socket.socket, expected: int, timeout: float
     if watchdog.fired:
         raise _timed_out(timeout)
     if got < expected:
-        raise ApiError(400, f"request body ended after {got} of {expected} bytes (Content-Length)")
+        raise _cut_short(got, expected)
     return body
 
 
@@ -199,6 +199,10 @@ class _Watchdog:
             self._done = True
         if self._timer:
             self._timer.cancel()
+
+
+def _cut_short(got: int, expected: int) -> ApiError:
+    return ApiError(400, f"request body ended after {got} of {expected} bytes (Content-Length)")
 
 
 def _timed_out(timeout: float) -> ApiError:
