@@ -65,6 +65,30 @@ def test_from_npy_fortran_order_and_version_2() -> None:
     np.testing.assert_array_equal(tensors.from_npy(buf.getvalue()), a)
 
 
+def _npy_with_header(fields: str, data: bytes) -> bytes:
+    """A version 1.0 .npy file with a hand-written header (padded as numpy pads it)."""
+    pad = -(10 + len(fields) + 1) % 64
+    header = (fields + " " * pad + "\n").encode("latin-1")
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data
+
+
+def test_from_npy_headers_numpy_reads_the_long_way() -> None:
+    """Headers that are not the plain literal numpy writes today go to numpy's own reader: a
+    Python 2 header (long integers) still loads; a wrong one is refused with numpy's reason."""
+    data = np.arange(6, dtype="<f4").tobytes()
+    py2 = _npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2L, 3L), }", data)
+    np.testing.assert_array_equal(tensors.from_npy(py2), np.arange(6, dtype="<f4").reshape(2, 3))
+    for fields, message in [
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (6,), 'extra': 1}", "keys"),
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (True, 6)}", "shape"),
+        ("{'descr': '<f4', 'fortran_order': 0, 'shape': (6,)}", "fortran_order"),
+        ("(" * 3000 + ")" * 3000, "header"),
+        ("{'descr': 'nonsense', 'fortran_order': False, 'shape': (6,)}", "descr"),
+    ]:
+        with pytest.raises(tensors.TensorDecodeError, match=message):
+            tensors.from_npy(_npy_with_header(fields, data))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_to_npy_is_what_numpy_loads(dtype: str) -> None:
     a = np.random.default_rng(1).standard_normal((2, 3, 4)).astype(dtype)
