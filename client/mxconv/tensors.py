@@ -395,8 +395,8 @@ def decode_multipart(body: bytes, boundary: str) -> list[MultipartPart]:
             key, sep, value = line.decode("utf-8", "replace").partition(":")
             if sep:
                 headers[key.strip()] = value.strip()
-        name = headers.get_param("name", header="content-disposition")
-        filename = headers.get_param("filename", header="content-disposition")
+        disposition = dict(headers.get_params(header="content-disposition") or ())  # parsed once
+        name, filename = disposition.get("name"), disposition.get("filename")
         if not isinstance(name, str) or not name:
             raise TensorDecodeError(
                 'multipart body: a part has no Content-Disposition name (form-data; name="x")'
