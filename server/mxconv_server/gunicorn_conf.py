@@ -45,8 +45,9 @@ preload_app = False
 #   op runs inline, and a seed-sized request costs ~5-10% less CPU (test client, medians).
 # - MXNET_CPU_TEMP_COPY=1: MXNet keeps this many temporary workspaces (default 4) for operators
 #   that may run in parallel; run one at a time, a worker only ever needs one. With 4, RSS grew
-#   by another workspace on each of the first requests: +37 MiB more per worker after five
-#   (8,64,56,56)x(64,64,3,3) requests (297 against 260 MiB), for no speed gain.
+#   by another workspace on each of the first requests: the worker's request path run in a loop
+#   on (8,64,56,56)x(64,64,3,3) held 297 MiB after five requests against 260 MiB with 1, and
+#   make bench's peak-RSS figure for repeats fell from +36.8 to +6-12 MiB; no speed change.
 for _key, _value in _settings.worker_env().items():
     os.environ.setdefault(_key, _value)
 
