@@ -47,6 +47,19 @@ def check_inputs(**arrays: np.ndarray | None) -> None:
             )
 
 
+def conv_geometry(body: Any) -> dict[str, Any]:
+    """The fields conv1d and conv2d requests share (mxconv.schemas.ConvOptions plus stride,
+    padding and dilation), as the keyword arguments of their plan functions."""
+    return {
+        "stride": body.stride,
+        "padding": body.padding,
+        "padding_mode": body.padding_mode,
+        "dilation": body.dilation,
+        "groups": body.groups,
+        "flip": body.flip,
+    }
+
+
 def check_plan(plan: Conv2dPlan) -> None:
     s = settings()
     check_budget(plan, max_elements=s.max_tensor_elements, max_flops=s.max_flops)

@@ -26,17 +26,8 @@ def conv2d(body: Conv2dRequest) -> Any:
     """2-D cross-correlation (flip=false) or convolution (flip=true), with padding, stride,
     dilation, groups, channels, batches and bias."""
     common.check_inputs(x=body.x, weight=body.weight, bias=body.bias)
-    plan = conv.plan_conv2d(
-        body.x.shape,
-        body.weight.shape,
-        None if body.bias is None else body.bias.shape,
-        stride=body.stride,
-        padding=body.padding,
-        padding_mode=body.padding_mode,
-        dilation=body.dilation,
-        groups=body.groups,
-        flip=body.flip,
-    )
+    bias_shape = None if body.bias is None else body.bias.shape
+    plan = conv.plan_conv2d(body.x.shape, body.weight.shape, bias_shape, **common.conv_geometry(body))
     common.check_plan(plan)
     y, ms = common.timed(
         lambda: conv.conv2d(

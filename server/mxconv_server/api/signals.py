@@ -34,17 +34,8 @@ def conv1d(body: Conv1dRequest) -> Any:
     """1-D cross-correlation (flip=false) or convolution (flip=true), with padding, stride,
     dilation, groups, channels, batches and bias: conv2d with height 1."""
     common.check_inputs(x=body.x, weight=body.weight, bias=body.bias)
-    plan = signals.plan_conv1d(
-        body.x.shape,
-        body.weight.shape,
-        None if body.bias is None else body.bias.shape,
-        stride=body.stride,
-        padding=body.padding,
-        padding_mode=body.padding_mode,
-        dilation=body.dilation,
-        groups=body.groups,
-        flip=body.flip,
-    )
+    bias_shape = None if body.bias is None else body.bias.shape
+    plan = signals.plan_conv1d(body.x.shape, body.weight.shape, bias_shape, **common.conv_geometry(body))
     common.check_plan(plan.plan2d)
     y, ms = common.timed(
         lambda: signals.conv1d(
