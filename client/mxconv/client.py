@@ -15,8 +15,10 @@ import numpy.typing as npt
 import orjson
 import requests
 from pydantic import BaseModel
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
 
-from . import errors, schemas, tensors
+from . import errors, schemas, sockets, tensors
 
 ArrayLike = Any
 #: An image: a PNG or JPEG path or its bytes, or pixels (H,W) or (H,W,C) in 0-255.
@@ -87,7 +89,9 @@ class Client:
     ) -> None:
         """``transport``: ``"auto"`` (JSON up to :data:`BINARY_MIN_ELEMENTS` input elements,
         binary above), or always ``"lists"`` (nested JSON lists both ways), ``"base64"``
-        (base64 JSON both ways) or ``"binary"`` (``.npy`` both ways)."""
+        (base64 JSON both ways) or ``"binary"`` (``.npy`` both ways). ``session``: a
+        ``requests.Session`` of your own (proxies, TLS); the client's own gives its sockets
+        tensor-sized buffers (:mod:`mxconv.sockets`)."""
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         self.transport = transport
@@ -95,7 +99,7 @@ class Client:
         self.api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
-        self.session = session or requests.Session()
+        self.session = session or _new_session()
         self._backoff = backoff
         from .jobs import Jobs
 
@@ -491,6 +495,22 @@ class Client:
         """Readiness (default) or liveness. A not-ready server raises ServiceUnavailableError."""
         path = "/v1/health/ready" if ready else "/v1/health/live"
         return schemas.Health.model_validate(self.request("GET", path, retry=False).json())
+
+
+class _TensorAdapter(HTTPAdapter):
+    """Connections with send/receive buffers sized for tensors (see :mod:`mxconv.sockets`)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["socket_options"] = [*HTTPConnection.default_socket_options, *sockets.options()]
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    if sockets.buffer_bytes():
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, _TensorAdapter())
+    return session
 
 
 def _lti_spec(spec: LtiSpec) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import gunicorn.http.wsgi
 import gunicorn.util
+from mxconv import sockets
 
 from mxconv_server import logs
 from mxconv_server.config import Settings
@@ -61,6 +62,13 @@ _own_metrics_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _own_metrics_dir = tempfile.mkdtemp(prefix="mxconv-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
+
+def when_ready(server: Any) -> None:
+    """Listening sockets with tensor-sized buffers, which every accepted connection inherits:
+    6.4 MB each way on a fresh connection, 25.9 instead of 29.2 ms (mxconv.sockets)."""
+    for listener in server.LISTENERS:
+        sockets.apply(listener.sock)
 
 
 def child_exit(server: Any, worker: Any) -> None:
