@@ -419,6 +419,50 @@ def test_client_aligns_npy_data_in_the_body() -> None:
         np.testing.assert_array_equal(arr, arrays[part.name])
 
 
+def _one_part(payload: bytes, boundary: str = "bnd") -> bytes:
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="x"; filename="x.npy"\r\n\r\n'.encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def test_large_npy_parts_split_where_their_header_says() -> None:
+    """Parts over 1 MiB end where their .npy header says (no search through the data);
+    the result is the same as searching: every part, every byte."""
+    rng = np.random.default_rng(4)
+    arrays = {"x": rng.standard_normal((3, 300, 400)).astype(np.float32), "weight": np.ones((5, 3, 3, 3))}
+    body, content_type = tensors.encode_multipart(arrays, {"padding": 1})
+    parts = tensors.decode_multipart(body, content_type.split("boundary=")[1])
+    assert [p.name for p in parts] == ["params", "x", "weight"]
+    for part in parts[1:]:
+        np.testing.assert_array_equal(tensors.from_npy(part.data), arrays[part.name])
+    x_start = body.index(b"\x93NUMPY")  # and the header was what found the end of x
+    closing = b"\r\n--" + content_type.split("boundary=")[1].encode()
+    assert tensors._npy_part_end(body, x_start, closing) == x_start + parts[1].data.nbytes
+
+
+@pytest.mark.parametrize(
+    ("shape_text", "message"),
+    [
+        ("(1000,)", r"holds 2000000 bytes, but shape \[1000\]"),  # claims less than it carries
+        ("(10000000,)", r"holds 2000000 bytes, but shape \[10000000\]"),  # claims more
+        ("(-499990,)", "dimensions|at least 1"),  # a negative size points back into the body
+        ("(0,)", "at least 1"),
+    ],
+)
+def test_large_npy_part_whose_header_lies(shape_text: str, message: str) -> None:
+    """A header that disagrees with the data falls back to the search: the part is what lies
+    between the delimiters, and reading it names the mismatch."""
+    payload = _npy_with_header(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape_text + ", }", bytes(2_000_000)
+    )
+    (part,) = tensors.decode_multipart(_one_part(payload), "bnd")
+    assert part.data.nbytes == len(payload)
+    with pytest.raises(tensors.TensorDecodeError, match=message):
+        tensors.from_npy(part.data)
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -362,6 +362,37 @@ class MultipartPart:
         self.data = data
 
 
+#: Parts longer than this are checked for a ``.npy`` file before the boundary is searched for.
+_NPY_SKIP_MIN_BYTES = 1 << 20
+
+
+def _npy_part_end(body: bytes, start: int, closing: bytes) -> int:
+    """Where a part holding a large ``.npy`` file ends, read from the file's own header: its
+    length, if the delimiter is right there; -1 for anything else (a small or non-``.npy``
+    part, a header that is not plain, a length that does not match), which is searched for.
+
+    Searching scanned every byte of the tensor data for the boundary: 0.6 ms of a 6.4 MB body
+    (measured). A boundary inside the data would make the body malformed anyway: senders
+    choose one that does not occur in it."""
+    if len(body) - start < _NPY_SKIP_MIN_BYTES or body[start : start + 6] != _NPY_MAGIC:
+        return -1
+    major = body[start + 6]
+    at = start + (10 if major == 1 else 12)
+    if major not in (1, 2, 3):
+        return -1
+    header_end = at + int.from_bytes(body[start + 8 : at], "little")
+    if header_end - start > _NPY_MAX_HEADER + 12:
+        return -1
+    fields = _plain_npy_header(bytes(body[at:header_end]).decode("utf-8" if major == 3 else "latin-1"))
+    if fields is None:
+        return -1
+    shape, _, dtype = fields
+    if any(d < 0 for d in shape):  # a negative length would point back into the body
+        return -1
+    end = header_end + math.prod(shape) * dtype.itemsize
+    return end if body[end : end + len(closing)] == closing else -1
+
+
 def decode_multipart(body: bytes, boundary: str) -> list[MultipartPart]:
     """Split a ``multipart/form-data`` body (RFC 7578) into its parts, each a view of ``body``.
 
@@ -387,7 +418,9 @@ def decode_multipart(body: bytes, boundary: str) -> list[MultipartPart]:
         head_end = body.find(b"\r\n\r\n", line_end) if line_end >= 0 else -1
         if head_end < 0:
             raise TensorDecodeError("multipart body: a part's headers do not end (no blank line)")
-        data_end = body.find(b"\r\n" + delim, head_end + 4)
+        data_end = _npy_part_end(body, head_end + 4, b"\r\n" + delim)
+        if data_end < 0:
+            data_end = body.find(b"\r\n" + delim, head_end + 4)
         if data_end < 0:
             raise TensorDecodeError("multipart body is truncated: a part has no closing boundary")
         headers = Message()
