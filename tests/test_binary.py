@@ -427,6 +427,21 @@ def _one_part(payload: bytes, boundary: str = "bnd") -> bytes:
     )
 
 
+@pytest.mark.parametrize("data_bytes", [24, 2_000_000])  # a small part, and one over 1 MiB
+def test_npy_header_that_is_not_utf8_is_422(client, data_bytes: int) -> None:
+    """Version 3 .npy headers are UTF-8; bytes that are not were a 500 (UnicodeDecodeError)."""
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (6,), '\xff\xfe': 1}"
+    header += b" " * (-(12 + len(header) + 1) % 64) + b"\n"
+    npy = b"\x93NUMPY\x03\x00" + len(header).to_bytes(4, "little") + header + bytes(data_bytes)
+    body = (
+        _one_part(npy, "b")[: -len(b"--b--\r\n")]
+        + b'--b\r\nContent-Disposition: form-data; name="kernel"\r\n\r\n[[1]]\r\n--b--\r\n'
+    )
+    resp = client.post("/v1/corr2d", data=body, content_type="multipart/form-data; boundary=b")
+    assert resp.status_code == 422, resp.get_json()
+    assert "not valid utf-8" in resp.get_json()["error"]["message"]
+
+
 def test_large_npy_parts_split_where_their_header_says() -> None:
     """Parts over 1 MiB end where their .npy header says (no search through the data);
     the result is the same as searching: every part, every byte."""

@@ -223,15 +223,8 @@ def _plain_npy_header(text: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]] 
     return shape, fortran, dtype
 
 
-def from_npy(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
-    """The bytes of a ``.npy`` file to an array, refusing anything but float32/float64.
-
-    Equivalent to ``np.load(..., allow_pickle=False)`` on a dtype whitelist, without its copy:
-    numpy's own parser reads the header, then the array is a view of ``data`` (read-only when
-    ``data`` is). An object dtype, which ``np.load`` would need pickle for, is refused before
-    a byte of the data is looked at.
-    """
-    view = memoryview(data).cast("B")
+def _npy_header_text(view: memoryview) -> tuple[str, int]:
+    """The header of the ``.npy`` file at the start of ``view``, as text, and where it ends."""
     if len(view) < 10 or bytes(view[:6]) != _NPY_MAGIC:
         raise TensorDecodeError("not a .npy file (it must start with \\x93NUMPY); write it with numpy.save")
     major = view[6]
@@ -243,7 +236,24 @@ def from_npy(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
         raise TensorDecodeError(f".npy format version {major}.{view[7]} is not supported; use numpy.save")
     if header_end > min(len(view), _NPY_MAX_HEADER + 12):
         raise TensorDecodeError(".npy header is truncated or too long")
-    text = bytes(view[10 if major == 1 else 12 : header_end]).decode("utf-8" if major == 3 else "latin-1")
+    encoding = "utf-8" if major == 3 else "latin-1"
+    try:
+        return bytes(view[10 if major == 1 else 12 : header_end]).decode(encoding), header_end
+    except UnicodeDecodeError as e:
+        reason = f"{e.reason} at byte {e.start}"
+        raise TensorDecodeError(f".npy header is not valid {encoding}: {reason}") from None
+
+
+def from_npy(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
+    """The bytes of a ``.npy`` file to an array, refusing anything but float32/float64.
+
+    Equivalent to ``np.load(..., allow_pickle=False)`` on a dtype whitelist, without its copy:
+    numpy's own parser reads the header, then the array is a view of ``data`` (read-only when
+    ``data`` is). An object dtype, which ``np.load`` would need pickle for, is refused before
+    a byte of the data is looked at.
+    """
+    view = memoryview(data).cast("B")
+    text, header_end = _npy_header_text(view)
     fields = _plain_npy_header(text)
     if fields is not None:
         shape, fortran, dtype = fields
@@ -376,20 +386,18 @@ def _npy_part_end(body: bytes, start: int, closing: bytes) -> int:
     choose one that does not occur in it."""
     if len(body) - start < _NPY_SKIP_MIN_BYTES or body[start : start + 6] != _NPY_MAGIC:
         return -1
-    major = body[start + 6]
-    at = start + (10 if major == 1 else 12)
-    if major not in (1, 2, 3):
+    view = memoryview(body)[start:]
+    try:
+        text, header_end = _npy_header_text(view)
+    except TensorDecodeError:
         return -1
-    header_end = at + int.from_bytes(body[start + 8 : at], "little")
-    if header_end - start > _NPY_MAX_HEADER + 12:
-        return -1
-    fields = _plain_npy_header(bytes(body[at:header_end]).decode("utf-8" if major == 3 else "latin-1"))
+    fields = _plain_npy_header(text)
     if fields is None:
         return -1
     shape, _, dtype = fields
     if any(d < 0 for d in shape):  # a negative length would point back into the body
         return -1
-    end = header_end + math.prod(shape) * dtype.itemsize
+    end = start + header_end + math.prod(shape) * dtype.itemsize
     return end if body[end : end + len(closing)] == closing else -1
 
 
