@@ -333,6 +333,18 @@ def test_base64_fragments_write_the_same_json(dtype: str) -> None:
     np.testing.assert_array_equal(back, a)
 
 
+def test_decoded_base64_is_writable_without_a_copy() -> None:
+    """A base64 tensor decodes into memory the array owns outright, so a response tensor is
+    the caller's to change without the copy a read-only buffer would need."""
+    from mxconv import schemas
+
+    a = np.random.default_rng(8).standard_normal((4, 50, 60)).astype(np.float32)
+    back = tensors.from_b64(tensors.to_b64(a))
+    assert back.flags.writeable
+    assert schemas._decode_any(back) is back
+    np.testing.assert_array_equal(back, a)
+
+
 @pytest.mark.parametrize("parser", ["orjson", "stdlib json (large bodies)"])
 def test_large_base64_round_trip_both_ways(client, monkeypatch, parser: str) -> None:
     """Over the list threshold, the base64 transport sends and receives fragments; the answer

@@ -86,7 +86,9 @@ def from_b64(value: dict[str, Any]) -> npt.NDArray[Any]:
     try:
         dtype = _wire_dtype(str(value["dtype"]))
         shape = tuple(int(d) for d in value["shape"])
-        raw = pybase64.b64decode(value["b64"], validate=True)
+        # Into a bytearray: the array over it is writable, so a result needs no copy to be the
+        # caller's to change (0.35 ms for 6.4 MB either way; the copy was another 0.25-0.6).
+        raw = pybase64.b64decode_as_bytearray(value["b64"], validate=True)
     except KeyError as e:
         raise TensorDecodeError(f"base64 tensor needs 'dtype', 'shape' and 'b64'; missing {e}") from None
     except (TypeError, ValueError, OverflowError, binascii.Error):
