@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import mxconv
@@ -128,6 +129,73 @@ def test_gives_up_after_max_retries(flaky) -> None:
     with pytest.raises(mxconv.ServiceUnavailableError):
         client.request("GET", "/v1/health/live")
     assert _Flaky.calls == 2
+
+
+class _BrokenAnswer(http.server.BaseHTTPRequestHandler):
+    """Promises a 1000-byte body, sends 100 bytes of it, then closes or stalls."""
+
+    stall = 0.0
+    content_type = "application/x-npy"
+    calls = 0
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        type(self).calls += 1
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", type(self).content_type)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"\x93NUMPY" + bytes(94))
+        self.wfile.flush()
+        time.sleep(type(self).stall)
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("content_type", ["application/x-npy", "application/json"])
+@pytest.mark.parametrize(
+    ("stall", "error"), [(0.0, mxconv.APIConnectionError), (1.5, mxconv.APITimeoutError)]
+)
+def test_an_answer_that_breaks_off_or_stalls_is_a_typed_error(content_type, stall, error) -> None:
+    """A body cut short or stalled mid-way is retried and then raised as the client's own
+    error, not as urllib3's (which it used to leak)."""
+    _BrokenAnswer.stall, _BrokenAnswer.content_type, _BrokenAnswer.calls = stall, content_type, 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BrokenAnswer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = mxconv.Client(
+            f"http://127.0.0.1:{server.server_address[1]}",
+            timeout=(2.0, 0.5),
+            max_retries=1,
+            backoff=lambda attempt: 0.0,
+            transport="binary",
+        )
+        with pytest.raises(error, match="reading the response"):
+            client.conv2d(np.ones((1, 1, 70, 70)), np.ones((3, 3)))
+        assert _BrokenAnswer.calls == 2  # retried once
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_npy_answers_are_received_into_a_writable_buffer(live_server) -> None:
+    """The .npy body goes straight into a bytearray (urllib3's http.client response read
+    with readinto): the result is writable without a copy. If a urllib3 upgrade ends that,
+    this fails, and the client still works (it falls back to reading bytes and copying)."""
+    api = mxconv.Client(live_server.url, transport="binary")
+    x = np.random.default_rng(3).standard_normal((1, 2, 70, 70)).astype(np.float32)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    multipart = mxconv.tensors.multipart_body({"x": x, "weight": w}, {"padding": 1})
+    headers = {"Content-Type": multipart.content_type, "Accept": "application/x-npy"}
+    resp = api.request("POST", "/v1/conv2d", data=multipart, headers=headers)
+    assert isinstance(resp.content, bytearray)
+    y = mxconv.tensors.from_npy(resp.content)
+    np.testing.assert_allclose(y, oracle.conv2d(x, w, pads=(1,) * 4), rtol=1e-4, atol=1e-4)
+    result = api.conv2d_result(x, w, padding=1)
+    assert result.y.flags.writeable and not result.y.flags.owndata  # a view of the body: no copy
+    np.testing.assert_array_equal(result.y, y)
 
 
 def test_never_retries_4xx(api: mxconv.Client, live_server) -> None:

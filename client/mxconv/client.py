@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -14,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import requests
+import urllib3
 from pydantic import BaseModel
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
@@ -559,12 +561,52 @@ def _pair(v: int | tuple[int, int] | list[int]) -> int | list[int]:
 
 def _read_body(resp: requests.Response) -> None:
     """Read the whole body with one read() rather than requests' 10 KiB chunks: on a 10 MB
-    tensor that is the difference between one buffered recv loop and a thousand Python calls."""
+    tensor that is the difference between one buffered recv loop and a thousand Python calls.
+
+    A body that breaks off or stalls raises what a failed connection or a timeout raises
+    (requests' own exceptions, which ``Client.request`` retries and turns into
+    APIConnectionError / APITimeoutError), not urllib3's."""
     if getattr(resp, "_content_consumed", False):  # an injected session that read it already
         return
-    resp._content = resp.raw.read(decode_content=True) or b""  # noqa: SLF001 - requests' cache
+    content: bytes | bytearray | None
+    try:
+        content = _read_npy_body(resp)
+        if content is None:
+            content = resp.raw.read(decode_content=True) or b""
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as e:
+        raise requests.Timeout(f"while reading the response: {e}") from e
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as e:
+        raise requests.ConnectionError(f"the connection broke while reading the response: {e}") from e
+    resp._content = content  # type: ignore[assignment]  # noqa: SLF001 - requests' cache (bytes or bytearray)
     resp._content_consumed = True  # type: ignore[attr-defined]  # noqa: SLF001
     resp.raw.release_conn()  # the body is read in full: the connection goes back to the pool
+
+
+def _read_npy_body(resp: requests.Response) -> bytearray | None:
+    """A ``.npy`` body received straight into a bytearray, or None to read it the usual way.
+
+    The array over a bytearray is writable, so the result is the caller's without the copy
+    that ``bytes`` would need: 0.6 ms less per 6.4 MB (measured in the client). This reads
+    from the ``http.client`` response that urllib3 wraps, which needs a Content-Length and no
+    Content-Encoding; anything else (another urllib3, a compressed answer) returns None."""
+    fp = getattr(resp.raw, "_fp", None)
+    length = resp.headers.get("Content-Length", "")
+    if not (
+        resp.headers.get("Content-Type", "").startswith(tensors.NPY_MEDIA_TYPE)
+        and length.isdigit()
+        and "Content-Encoding" not in resp.headers
+        and isinstance(fp, http.client.HTTPResponse)
+    ):
+        return None
+    body = bytearray(int(length))
+    view = memoryview(body)
+    got = 0
+    while got < len(body):
+        n = fp.readinto(view[got:])
+        if not n:
+            raise http.client.IncompleteRead(bytes(view[:got]), len(body) - got)
+        got += n
+    return body
 
 
 def _npy_result(resp: requests.Response) -> dict[str, Any]:
