@@ -345,12 +345,14 @@ def test_decoded_base64_is_writable_without_a_copy() -> None:
     np.testing.assert_array_equal(back, a)
 
 
-@pytest.mark.parametrize("parser", ["orjson", "stdlib json (large bodies)"])
-def test_large_base64_round_trip_both_ways(client, monkeypatch, parser: str) -> None:
+@pytest.mark.parametrize("lifted", [False, True])
+def test_large_base64_round_trip_both_ways(client, monkeypatch, lifted: bool) -> None:
     """Over the list threshold, the base64 transport sends and receives fragments; the answer
-    is the same whichever parser the client reads it with (LARGE_JSON_BYTES)."""
-    if parser != "orjson":
-        monkeypatch.setattr(mxconv.client, "LARGE_JSON_BYTES", 0)
+    is the same whether the server and client parse the base64 strings in place or lift them
+    out first (tensors.loads_json, here with thresholds low enough to lift these)."""
+    if lifted:
+        monkeypatch.setattr(tensors, "LIFT_DOC_MIN_BYTES", 0)
+        monkeypatch.setattr(tensors, "LIFT_STRING_MIN_BYTES", 1024)
     session = Recorder(client)
     api = mxconv.Client("http://test", session=session, transport="base64")
     rng = np.random.default_rng(6)

@@ -192,10 +192,11 @@ class Client:
 
     def _post(self, path: str, body: dict[str, Any], model: type[Model]) -> Model:
         # orjson both ways: on a 6 MB base64 tensor, stdlib json.dumps took 21 ms (measured);
-        # arrays (the "lists" transport) serialize straight from numpy, without tolist().
+        # arrays (the "lists" transport) serialize straight from numpy, without tolist(). The
+        # answer is parsed by tensors.loads_json (orjson, with long base64 strings lifted out).
         data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
         resp = self.request("POST", path, data=data, headers={"Content-Type": "application/json"})
-        return model.model_validate(_parse_json(resp.content))
+        return model.model_validate(tensors.loads_json(resp.content))
 
     def _binary(self, arrays: Mapping[str, ArrayLike | None]) -> bool:
         if self.transport != "auto":
@@ -227,7 +228,7 @@ class Client:
         resp = self.request("POST", path, data=multipart, headers=headers)
         if resp.headers.get("Content-Type", "").startswith(tensors.NPY_MEDIA_TYPE):
             return model.model_validate(_npy_result(resp))
-        return model.model_validate(_parse_json(resp.content))
+        return model.model_validate(tensors.loads_json(resp.content))
 
     # -- endpoints ---------------------------------------------------------------------
 
@@ -484,7 +485,7 @@ class Client:
             resp = self.request("POST", "/v1/images/filter", json=body, headers=accept)
         if output == "png":
             return resp.content
-        return schemas.ImageFilterResult.model_validate(_parse_json(resp.content)).y
+        return schemas.ImageFilterResult.model_validate(tensors.loads_json(resp.content)).y
 
     def kernels(self) -> schemas.KernelList:
         """The kernel presets with their matrices."""
@@ -497,20 +498,6 @@ class Client:
         """Readiness (default) or liveness. A not-ready server raises ServiceUnavailableError."""
         path = "/v1/health/ready" if ready else "/v1/health/live"
         return schemas.Health.model_validate(self.request("GET", path, retry=False).json())
-
-
-#: JSON bodies larger than this are parsed by the standard library rather than orjson. To
-#: parse, orjson reserves about 12x the document; above ~2.7 MB that is over glibc's largest
-#: mmap threshold (32 MiB), so every parse maps it afresh and page-faults as it writes (the
-#: server's workers avoid this with their allocator settings, compute/mx.py, which a library
-#: should not impose on its caller's process). Measured in a plain process, medians: 3.0 MB
-#: orjson 0.90 / json 1.98 ms; 4.0 MB 3.33 / 2.65 ms; 8.5 MB (a (8,64,56,56) float32 output
-#: as base64) 8.55 / 5.86 ms.
-LARGE_JSON_BYTES = 3 * 1024 * 1024
-
-
-def _parse_json(content: bytes) -> Any:
-    return json.loads(content) if len(content) > LARGE_JSON_BYTES else orjson.loads(content)
 
 
 class _TensorAdapter(HTTPAdapter):

@@ -8,6 +8,7 @@ import orjson
 from flask import Response
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info
+from mxconv import tensors
 
 from . import __version__, binary, errors, logs, metrics, middleware
 from .compute import device
@@ -25,7 +26,9 @@ class OrjsonProvider(JSONProvider):
         return orjson.dumps(obj, option=self.options, default=_default).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return orjson.loads(s)
+        # Long base64 tensors are lifted out before orjson parses the rest (3.5 -> ~1 ms for
+        # a 6.4 MB tensor; mxconv.tensors.loads_json), with orjson's result and errors.
+        return tensors.loads_json(s) if isinstance(s, (bytes, bytearray)) else orjson.loads(s)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """orjson's bytes as the body, without the round trip through ``str`` that Flask's
