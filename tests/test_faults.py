@@ -365,3 +365,33 @@ def test_a_body_received_into_a_buffer_is_streamed_without_a_copy() -> None:
     assert rest == bytes(data[4:]) and stream.read() == b""
     data[0:4] = b"abcd"  # a view: a change to the buffer shows through a fresh stream
     assert _ViewStream(data).read(4) == b"abcd"
+
+
+@pytest.mark.timeout(90)
+def test_large_npy_answers_and_a_reader_that_hangs_up(strict_server: LiveServer) -> None:
+    """Under gunicorn a .npy answer's array is sent from the socket directly (binary._body):
+    5.8 MB arrive exact; a client that hangs up after the first bytes costs no worker, and
+    the next request is answered."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 1, 150, 150)).astype(np.float32)  # a small request (90 KB)...
+    w = rng.standard_normal((64, 1, 3, 3)).astype(np.float32)  # ...with a 5.8 MB answer
+    y = mxconv.Client(strict_server.url, transport="binary").conv2d(x, w, padding=1)
+    padded = np.pad(x[0, 0], 1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))
+    np.testing.assert_allclose(y[0], np.einsum("hwij,oij->ohw", windows, w[:, 0]), rtol=1e-4, atol=1e-4)
+
+    before = workers(strict_server)
+    body = mxconv.tensors.multipart_body({"x": x, "weight": w}, {"padding": 1})
+    head = (
+        f"POST /v1/conv2d HTTP/1.1\r\nHost: t\r\nAccept: application/x-npy\r\n"
+        f"Content-Type: {body.content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    host, port = strict_server.url.removeprefix("http://").split(":")
+    for _ in range(4):  # as many hang-ups as there are workers, twice over
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.sendall(head + bytes(body))
+            assert s.recv(1000).startswith(b"HTTP/1.1 200")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    again = mxconv.Client(strict_server.url, transport="binary").conv2d(x, w, padding=1)
+    np.testing.assert_array_equal(again, y)
+    assert workers(strict_server) == before, "a hang-up cost a worker"

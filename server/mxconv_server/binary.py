@@ -73,7 +73,7 @@ def npy_response(result: dict[str, Any]) -> Response:
         )
     y = np.asarray(result["y"])
     header, data = tensors.npy_parts(y)
-    resp = Response(_chunks(header, data), mimetype=NPY)
+    resp = Response(_body(header, data, request.environ.get("gunicorn.socket")), mimetype=NPY)
     resp.headers["Content-Length"] = str(len(header) + len(data))
     resp.headers["Content-Disposition"] = 'attachment; filename="y.npy"'
     resp.headers["X-Tensor-Shape"] = ",".join(str(d) for d in y.shape)
@@ -84,14 +84,21 @@ def npy_response(result: dict[str, Any]) -> Response:
     return resp
 
 
-#: The response body goes out in slices of this size. gunicorn writes only ``bytes``, so each
-#: slice is copied once; slicing keeps that copy from doubling the worker's peak memory (a
-#: whole-array tobytes() did: measured +6 MiB peak RSS on a 6 MiB output).
+#: Without gunicorn's socket, the response body goes out in slices of this size. A WSGI
+#: server takes only ``bytes``, so each slice is a copy; slicing keeps that copy from doubling
+#: the worker's peak memory (a whole-array tobytes() did: measured +6 MiB on a 6 MiB output).
 CHUNK_BYTES = 1 << 20
 
 
-def _chunks(header: bytes, data: memoryview) -> Iterator[bytes]:
+def _body(header: bytes, data: memoryview, sock: Any) -> Iterator[bytes]:
+    """The ``.npy`` header, then the array's bytes. Under gunicorn the array goes to the socket
+    directly, as a view: by the time this generator resumes, gunicorn has written the status,
+    the headers and the ``.npy`` header. Sending 6.4 MB that way skips a 6.4 MB copy in 1 MB
+    slices (body.py reads requests from the same socket the same way)."""
     yield header
+    if sock is not None:
+        sock.sendall(data)
+        return
     for start in range(0, len(data), CHUNK_BYTES):
         yield bytes(data[start : start + CHUNK_BYTES])
 
