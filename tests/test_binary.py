@@ -456,6 +456,17 @@ def test_npy_header_that_is_not_utf8_is_422(client, data_bytes: int) -> None:
     assert "not valid utf-8" in resp.get_json()["error"]["message"]
 
 
+def test_part_headers_parse_the_same_cached_or_not() -> None:
+    """Header blocks up to 1 KiB are parsed once and cached; longer ones every time."""
+    short = b'Content-Disposition: form-data; name="x"; filename="x.npy"\r\nContent-Type: application/x-npy'
+    long = b'Content-Disposition: form-data; name="x"; filename="' + b"f" * 2000 + b'.npy"'
+    assert tensors._part_headers(short) == tensors._part_headers(short) == ("x", "x.npy", NPY)
+    before = tensors._part_headers_cached.cache_info().currsize
+    assert tensors._part_headers(long) == ("x", "f" * 2000 + ".npy", "text/plain")
+    assert tensors._part_headers_cached.cache_info().currsize == before  # not kept
+    assert tensors._part_headers(b"Content-Type: text/plain") == (None, None, "text/plain")
+
+
 def test_large_npy_parts_split_where_their_header_says() -> None:
     """Parts over 1 MiB end where their .npy header says (no search through the data);
     the result is the same as searching: every part, every byte."""

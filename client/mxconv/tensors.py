@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import binascii
+import functools
 import io
 import math
 import os
@@ -272,13 +273,16 @@ def to_npy(arr: npt.ArrayLike) -> bytes:
     return b"".join(npy_parts(arr))
 
 
+@functools.lru_cache(maxsize=256)
 def _plain_npy_header(text: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]] | None:
     """``(shape, fortran_order, dtype)`` from a header as numpy writes it, or None.
 
     numpy's reader first runs every version 1 and 2 header through ``tokenize`` to rewrite
     Python 2's long literals (``10L``): 75 us of the 80 it takes per tensor (measured), a fifth
     of a small binary request. A header numpy writes today is a plain dict literal; anything
-    else (a Python 2 header, a malformed one) is left to numpy's reader."""
+    else (a Python 2 header, a malformed one) is left to numpy's reader. Cached: the same
+    shapes come again and again (and a large part's header is read twice, see
+    :func:`_npy_part_end`); headers are at most ~10 KB, so 256 of them stay small."""
     try:
         fields = ast.literal_eval(text)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -475,6 +479,34 @@ def _npy_part_end(body: bytes, start: int, closing: bytes) -> int:
     return end if body[end : end + len(closing)] == closing else -1
 
 
+def _part_headers(raw: bytes) -> tuple[str | None, str | None, str]:
+    """``(name, filename, content type)`` from a part's header lines. Clients send the same few
+    header blocks again and again, and the email parser takes ~50 us a part, so blocks of up
+    to 1 KiB are cached (bounded: a cache of huge blocks would hold memory)."""
+    return _part_headers_cached(raw) if len(raw) <= 1024 else _parse_part_headers(raw)
+
+
+def _parse_part_headers(raw: bytes) -> tuple[str | None, str | None, str]:
+    from email.message import Message
+
+    headers = Message()
+    for line in raw.split(b"\r\n"):
+        key, sep, value = line.decode("utf-8", "replace").partition(":")
+        if sep:
+            headers[key.strip()] = value.strip()
+    disposition = dict(headers.get_params(header="content-disposition") or ())  # parsed once
+    name, filename = disposition.get("name"), disposition.get("filename")
+    content_type = headers.get_content_type() if "content-type" in headers else "text/plain"
+    return (
+        name if isinstance(name, str) and name else None,
+        filename if isinstance(filename, str) else None,
+        content_type,
+    )
+
+
+_part_headers_cached = functools.lru_cache(maxsize=256)(_parse_part_headers)
+
+
 def decode_multipart(body: bytes, boundary: str) -> list[MultipartPart]:
     """Split a ``multipart/form-data`` body (RFC 7578) into its parts, each a view of ``body``.
 
@@ -482,8 +514,6 @@ def decode_multipart(body: bytes, boundary: str) -> list[MultipartPart]:
     ``bytes.find`` per part beats a streaming parser fed in small pieces, and the ``.npy`` parts
     reach ``np.frombuffer`` without being copied.
     """
-    from email.message import Message
-
     if not boundary or len(boundary) > 200:
         raise TensorDecodeError("multipart body: missing or invalid boundary in Content-Type")
     delim = b"--" + boundary.encode("latin-1")
@@ -505,25 +535,12 @@ def decode_multipart(body: bytes, boundary: str) -> list[MultipartPart]:
             data_end = body.find(b"\r\n" + delim, head_end + 4)
         if data_end < 0:
             raise TensorDecodeError("multipart body is truncated: a part has no closing boundary")
-        headers = Message()
-        for line in body[line_end + 2 : head_end].split(b"\r\n"):
-            key, sep, value = line.decode("utf-8", "replace").partition(":")
-            if sep:
-                headers[key.strip()] = value.strip()
-        disposition = dict(headers.get_params(header="content-disposition") or ())  # parsed once
-        name, filename = disposition.get("name"), disposition.get("filename")
-        if not isinstance(name, str) or not name:
+        name, filename, content_type = _part_headers(bytes(body[line_end + 2 : head_end]))
+        if not name:
             raise TensorDecodeError(
                 'multipart body: a part has no Content-Disposition name (form-data; name="x")'
             )
-        parts.append(
-            MultipartPart(
-                name,
-                filename if isinstance(filename, str) else None,
-                headers.get_content_type() if "content-type" in headers else "text/plain",
-                view[head_end + 4 : data_end],
-            )
-        )
+        parts.append(MultipartPart(name, filename, content_type, view[head_end + 4 : data_end]))
         if len(parts) > MAX_MULTIPART_PARTS:
             raise TensorDecodeError(f"multipart body has more than {MAX_MULTIPART_PARTS} parts")
         pos = data_end + 2
