@@ -59,7 +59,7 @@ def test_listeners_are_left_alone_where_the_caps_are_low(tmp_path, monkeypatch) 
 def test_the_clients_connections_get_the_buffers(monkeypatch, own_session) -> None:
     import requests
 
-    monkeypatch.setattr(sockets, "buffer_bytes", lambda wanted=0: SMALL)
+    monkeypatch.setattr(sockets, "buffer_bytes", lambda: SMALL)
     session = requests.Session() if own_session else None
     client = mxconv.Client("http://127.0.0.1:9", session=session)
     with socket.create_server(("127.0.0.1", 0)) as listener:

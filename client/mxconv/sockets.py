@@ -23,28 +23,28 @@ BUFFER_BYTES = 4 * 1024 * 1024
 _CAPS = (Path("/proc/sys/net/core/rmem_max"), Path("/proc/sys/net/core/wmem_max"))
 
 
-def buffer_bytes(wanted: int = BUFFER_BYTES) -> int | None:
-    """``wanted`` if the kernel lets a socket have that much both ways, else None (leave the
-    kernel's own sizing alone; also where the caps cannot be read, as off Linux)."""
+def buffer_bytes() -> int | None:
+    """:data:`BUFFER_BYTES` if the kernel lets a socket have that much both ways, else None
+    (leave the kernel's own sizing alone; also where the caps cannot be read, as off Linux)."""
     try:
         caps = [int(p.read_text()) for p in _CAPS]
     except (OSError, ValueError):
         return None
-    return wanted if min(caps) >= wanted else None
+    return BUFFER_BYTES if min(caps) >= BUFFER_BYTES else None
 
 
-def options(size: int | None = None) -> list[tuple[int, int, int]]:
+def options() -> list[tuple[int, int, int]]:
     """``setsockopt`` triples for a tensor-carrying socket; empty where nothing should be set."""
-    size = buffer_bytes() if size is None else size
+    size = buffer_bytes()
     if not size:
         return []
     return [(socket.SOL_SOCKET, socket.SO_SNDBUF, size), (socket.SOL_SOCKET, socket.SO_RCVBUF, size)]
 
 
-def apply(sock: socket.socket, size: int | None = None) -> bool:
+def apply(sock: socket.socket) -> bool:
     """Set the buffers on ``sock`` (a listening socket passes them on to the connections it
     accepts). Returns whether anything was set."""
-    opts = options(size)
+    opts = options()
     for level, name, value in opts:
         sock.setsockopt(level, name, value)
     return bool(opts)
