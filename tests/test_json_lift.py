@@ -53,6 +53,8 @@ CASES = [
     b'{"b64":' + b'"AAAAAAAAAAAAAAAA"' + b"}",
     b"[" * 200 + b'{"b64":"' + B64.encode() + b'"}' + b"]" * 200,  # deep
     b'{"b64":"mxconv-b64:0000000000000000:0"}',  # looks like a placeholder
+    # past the first 64 quotes the pattern itself is searched for
+    b'{"a":[' + b",".join(b'"s%d"' % i for i in range(100)) + b'],"b64":"' + B64.encode() + b'"}',
 ]
 
 
