@@ -136,9 +136,12 @@ def test_kill9_worker_under_load(tmp_path: Path) -> None:
         )
         assert replaced_in is not None, "the master did not replace the killed worker"
         assert victim not in after and len(after) == 2
-        # A sync worker holds one connection: only its in-flight request can fail.
+        # A sync worker holds one connection: only its in-flight request can fail, and only as
+        # a broken connection: before the answer (ConnectionError) or, when the kill lands while
+        # the answer is on its way, part-way through its body (requests: ChunkedEncodingError;
+        # 2 in 32 runs here).
         assert raw_failed <= 1, raw
-        assert set(raw) - {"200"} <= {"ConnectionError"}, raw
+        assert set(raw) - {"200"} <= {"ConnectionError", "ChunkedEncodingError"}, raw
         assert set(via_client) == {"ok"}, via_client
         assert ready == 200
     finally:
