@@ -121,7 +121,7 @@ def _header(workers: int, threads: int) -> str:
 def _profiles(missed: list[tuple[str, bool, str]], env: dict[str, str], pyinstrument_text, pyspy_top) -> None:  # noqa: ANN001
     import mxconv
 
-    from . import common, inprocess
+    from . import common, inprocess, layers
     from .throughput import SEED
 
     by_name = {c.name: c for c in common.CASES}
@@ -149,6 +149,10 @@ def _profiles(missed: list[tuple[str, bool, str]], env: dict[str, str], pyinstru
             print(pyspy_top(server.workers(), call))
             print(f"-- end-to-end {transport} {case.label}: the client under pyinstrument")
             print(pyinstrument_text(call, seconds=2.0, lines=18))
+            if transport == "binary":
+                local = inprocess.competitors(case, int(os.environ["OMP_NUM_THREADS"]))["mxconv"]
+                print(f"-- end-to-end binary {case.label}: the same request through each client layer")
+                print(layers.table(server.url, (x, w), case.padding, local))
         if small_missed:
             import requests
 
