@@ -32,7 +32,8 @@ def _socket_options() -> list[tuple[int, int, int]]:
 
 
 def bare_socket_call(url: str, body: tensors.MultipartBody) -> np.ndarray:
-    host, port = urlsplit(url).hostname, urlsplit(url).port
+    address = urlsplit(url)
+    host, port = address.hostname, address.port
     with socket.socket() as sock:
         for option in _socket_options():
             sock.setsockopt(*option)
