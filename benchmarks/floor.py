@@ -13,28 +13,31 @@ import multiprocessing
 import socket
 import statistics
 import time
+from collections.abc import Callable
 
 
-def _recv_exact(sock: socket.socket, view: memoryview) -> None:
-    got = 0
-    while got < len(view):
-        n = sock.recv_into(view[got:])
+def read_exact(readinto: Callable[[memoryview], int | None], length: int) -> bytearray:
+    """``length`` bytes from ``readinto`` (a socket's ``recv_into``, a stream's ``readinto``)."""
+    data = bytearray(length)
+    view, got = memoryview(data), 0
+    while got < length:
+        n = readinto(view[got:])
         if not n:
-            raise EOFError("peer closed")
+            raise EOFError(f"peer closed after {got} of {length} bytes")
         got += n
+    return data
 
 
 def _serve(listener: socket.socket) -> None:
     conn, _ = listener.accept()
     with conn:
         while True:
-            head = bytearray(16)
             try:
-                _recv_exact(conn, memoryview(head))
+                head = read_exact(conn.recv_into, 16)
             except EOFError:
                 return
             n, m = int.from_bytes(head[:8], "little"), int.from_bytes(head[8:], "little")
-            _recv_exact(conn, memoryview(bytearray(n)))
+            read_exact(conn.recv_into, n)
             conn.sendall(bytes(m))
 
 
@@ -54,7 +57,7 @@ def loopback_ms(request_bytes: int, response_bytes: int, reps: int = 25) -> floa
                 start = time.perf_counter()
                 conn.sendall(head)
                 conn.sendall(payload)
-                _recv_exact(conn, memoryview(bytearray(response_bytes)))
+                read_exact(conn.recv_into, response_bytes)
                 if i >= 2:  # two warm-up rounds: TCP's buffers grow to the transfer size
                     times.append(time.perf_counter() - start)
         return statistics.median(times) * 1000

@@ -22,6 +22,7 @@ import urllib3
 from mxconv import sockets, tensors
 
 from .common import interleaved_ms
+from .floor import read_exact
 
 PATH = "/v1/conv2d"
 HEADERS = {"Accept": tensors.NPY_MEDIA_TYPE}
@@ -54,18 +55,7 @@ def bare_socket_call(url: str, body: tensors.MultipartBody) -> np.ndarray:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
-            return tensors.from_npy(_read_exact(stream.readinto, length))
-
-
-def _read_exact(readinto: Callable[[memoryview], int | None], length: int) -> bytearray:
-    data = bytearray(length)
-    view, got = memoryview(data), 0
-    while got < length:
-        n = readinto(view[got:])
-        if not n:
-            raise EOFError(f"answer ended after {got} of {length} bytes")
-        got += n
-    return data
+            return tensors.from_npy(read_exact(stream.readinto, length))
 
 
 def clients(
@@ -90,7 +80,7 @@ def clients(
             headers={**HEADERS, "Content-Type": mb.content_type, "Content-Length": str(len(mb))},
             preload_content=False,
         )
-        data = _read_exact(resp._fp.readinto, int(resp.headers["Content-Length"]))  # noqa: SLF001
+        data = read_exact(resp._fp.readinto, int(resp.headers["Content-Length"]))  # noqa: SLF001
         resp.release_conn()
         return tensors.from_npy(data)
 
@@ -99,7 +89,7 @@ def clients(
         resp = session.post(
             url + PATH, data=mb, headers={**HEADERS, "Content-Type": mb.content_type}, stream=True
         )
-        data = _read_exact(resp.raw._fp.readinto, int(resp.headers["Content-Length"]))  # noqa: SLF001
+        data = read_exact(resp.raw._fp.readinto, int(resp.headers["Content-Length"]))  # noqa: SLF001
         resp.close()
         return tensors.from_npy(data)
 
