@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import cost, kernels
 from .errors import InvalidArgument, OverBudget
 from .mx import mxnet as mx
 from .mx import nd
@@ -266,10 +267,12 @@ def conv2d(
     dtype: str = "float32",
     ctx: mx.Context | None = None,
     plan: Conv2dPlan | None = None,
+    formulation: cost.Estimate | None = None,
 ) -> npt.NDArray[Any]:
     """Batched, grouped 2-D cross-correlation (``flip=False``) or convolution (``flip=True``).
 
-    Shapes follow :func:`plan_conv2d`; pass a ``plan`` already made to skip re-checking.
+    Shapes follow :func:`plan_conv2d`; pass a ``plan`` already made to skip re-checking, and a
+    ``formulation`` (one of :func:`.cost.candidates`) to run that one instead of the fastest.
     """
     if dtype not in DTYPES:
         raise InvalidArgument("dtype", f"unsupported dtype {dtype!r}; use one of {DTYPES}")
@@ -291,25 +294,76 @@ def conv2d(
     if flip:  # true convolution = cross-correlation with the kernel rotated 180 degrees
         w4 = w4[:, :, ::-1, ::-1]
     ctx = ctx or mx.cpu()
-    # The weight is always copied: in inference, MXNet's oneDNN convolution reorders its
-    # weight NDArray in place into a blocked layout, so a zero-copy weight would scribble over
-    # the caller's numpy array (measured: it does). Weights are small; the copy costs ~nothing.
-    weight = _owned_copy(w4, dtype, ctx)
-    bias_nd = None if b_np is None else _owned_copy(b_np.reshape(-1), dtype, ctx)
-    data = _input(x_np.reshape(plan.x_shape), dtype, ctx)
-    top, bottom, left, right = plan.pads
-    symmetric = top == bottom and left == right
-    if plan.padding_mode == "zeros" and symmetric and max(top, left) <= BUILTIN_PAD_MAX:
-        conv_pad = (top, left)  # the operators pad symmetrically with zeros themselves: no copy
+    x4 = x_np.reshape(plan.x_shape)
+    est = formulation or estimate(plan, dtype, ctx)
+    if est.path == "phase" or est.seconds > kernels.TILE_SECONDS:
+        y = _run_padded(x4, w4, b_np, plan, est, dtype, ctx)
     else:
-        data = _pad(data, plan.pads, plan.padding_mode) if any(plan.pads) else data
-        conv_pad = (0, 0)
-    path = choose_path(plan, conv_pad, ctx)
-    if path == "gemm-1x1":
-        y = _conv_1x1_gemm(data, weight, bias_nd, plan, dtype)
-    else:
-        y = _conv_onednn(data, weight, bias_nd, plan, conv_pad)
+        y = _run_whole(x4, w4, b_np, plan, est.path, dtype, ctx)
     return y.reshape(plan.out_shape)
+
+
+def _run_whole(
+    x4: npt.NDArray[Any],
+    w4: npt.NDArray[Any],
+    b: npt.NDArray[Any] | None,
+    plan: Conv2dPlan,
+    path: str,
+    dtype: str,
+    ctx: mx.Context,
+) -> npt.NDArray[Any]:
+    """One MXNet call on the whole input (``onednn`` or ``gemm-1x1``): the fast case."""
+    weight = kernels.owned_copy(w4, dtype, ctx)
+    bias = None if b is None else kernels.owned_copy(b.reshape(-1), dtype, ctx)
+    data = kernels.as_input(x4, dtype, ctx)
+    conv_pad = operator_padding(plan)
+    if conv_pad is None:
+        data = _pad(data, plan.pads, plan.padding_mode)
+        conv_pad = (0, 0)
+    if path == "gemm-1x1":
+        return kernels.gemm_1x1(data, weight, bias, dtype)
+    return kernels.convolution(
+        data, weight, bias, stride=plan.stride, dilation=plan.dilation, pad=conv_pad, groups=plan.groups
+    )
+
+
+def _run_padded(
+    x4: npt.NDArray[Any],
+    w4: npt.NDArray[Any],
+    b: npt.NDArray[Any] | None,
+    plan: Conv2dPlan,
+    est: cost.Estimate,
+    dtype: str,
+    ctx: mx.Context,
+) -> npt.NDArray[Any]:
+    """The phase split, or a long direct convolution: padded first, then run in pieces."""
+    xp = kernels.pad_numpy(np.asarray(x4, dtype=dtype), plan.pads, plan.padding_mode)
+    if est.split is not None:
+        return kernels.phase_split(
+            xp,
+            w4,
+            b,
+            est.split,
+            plan.out_shape4,
+            groups=plan.groups,
+            dtype=dtype,
+            ctx=ctx,
+            seconds=est.seconds,
+        )
+    weight = kernels.owned_copy(w4, dtype, ctx)
+    bias = None if b is None else kernels.owned_copy(b.reshape(-1), dtype, ctx)
+    return kernels.direct_tiled(
+        xp,
+        weight,
+        bias,
+        plan.out_shape4,
+        stride=plan.stride,
+        dilation=plan.dilation,
+        groups=plan.groups,
+        dtype=dtype,
+        ctx=ctx,
+        seconds=est.seconds,
+    )
 
 
 #: Zero padding up to this many pixels is left to the convolution operator itself; more is
@@ -319,118 +373,58 @@ def conv2d(
 BUILTIN_PAD_MAX = 3
 
 
-def choose_path(plan: Conv2dPlan, conv_pad: tuple[int, int], ctx: mx.Context) -> str:
-    """Which operator computes this convolution on this device, chosen by measurement.
-
-    Measured on the benchmark machine (2-core AVX-512 EPYC, MXNet 1.9.1 with oneDNN 2.4 capped
-    as in ``compute.mx``, 1 thread, medians, see ``make bench``):
-
-    * ``onednn``: ``nd.Convolution``. oneDNN computes in a blocked layout (nChw16c) and the
-      result is reordered once, into the numpy output. (8,64,56,56)x(64,64,3,3): 18.9 ms.
-      An im2col + OpenBLAS GEMM path used to win where the im2col matrix is short, but only
-      while page faults and NHWC reorders slowed oneDNN down; with those gone (``compute.mx``)
-      oneDNN was faster on all six such shapes tried, e.g. (1,3,224,224)x(64,3,3,3) 4.3 ms
-      against 5.1, (1,3,512,512)x(16,3,3,3) 5.7 against 11.8.
-    * ``gemm-1x1``: a 1x1 convolution with stride 1 is exactly ``Y[n] = W @ X[n]``: one
-      ``nd.dot`` (``batch_dot`` for batches) writing the numpy output in place, no layout
-      change at all. (1,256,56,56)x(64,256,1,1): 1.8 ms against 2.2 ms for oneDNN, whose 1x1
-      kernel is faster but whose input reorder (3.2 MB) costs more than that.
-
-    GPUs always take ``onednn`` (cuDNN there; its output is plain NCHW already).
-    """
-    if ctx.device_type != "cpu" or plan.groups != 1:
-        return "onednn"
-    _, _, kh, kw = plan.weight_shape
-    if (kh, kw) == (1, 1) and plan.stride == (1, 1) and conv_pad == (0, 0):
-        return "gemm-1x1"
-    return "onednn"
+def operator_padding(plan: Conv2dPlan) -> tuple[int, int] | None:
+    """The padding ``nd.Convolution`` applies itself (symmetric zeros, narrow), or None when
+    the input must be padded first."""
+    top, bottom, left, right = plan.pads
+    if plan.padding_mode == "zeros" and top == bottom and left == right and max(top, left) <= BUILTIN_PAD_MAX:
+        return (top, left)
+    return None if any(plan.pads) else (0, 0)
 
 
-#: Inputs at least this big reach MXNet without a copy (nd.from_numpy); smaller ones are copied,
-#: because wrapping a buffer through DLPack has a fixed cost (~25 us, measured) that a copy of a
-#: small array (~16 us for the seed's 3x3) undercuts.
-ZERO_COPY_MIN_BYTES = 128 * 1024
-
-
-def _input(x: npt.NDArray[Any], dtype: str, ctx: mx.Context) -> Any:
-    """x as an NDArray; on the CPU without a copy when it is large and numpy already holds it as
-    MXNet needs.
-
-    ``nd.array`` copies (0.3 ms for 6 MB); ``nd.from_numpy`` wraps the buffer via DLPack.
-    MXNet only reads ``data`` (checked by test_input_is_never_modified). It marks the array it
-    wraps read-only, so it gets a view: the caller's array keeps its flags.
-    """
-    if ctx.device_type != "cpu" or x.nbytes < ZERO_COPY_MIN_BYTES:
-        return _owned_copy(x, dtype, ctx)
-    if x.dtype != np.dtype(dtype) or not x.flags.c_contiguous or x.ctypes.data % x.itemsize:
-        x = np.ascontiguousarray(x, dtype=dtype)  # the copy MXNet would have made anyway
-    return nd.from_numpy(x.view(), zero_copy=True)
-
-
-def _owned_copy(a: npt.NDArray[Any], dtype: str, ctx: mx.Context) -> Any:
-    """A copy of ``a`` in memory MXNet owns. ``nd.empty`` + ``_sync_copyfrom`` is what
-    ``nd.array`` does, without its generic ``__setitem__`` path: 57 us instead of 130-180 us per
-    array (measured), which is a third of a seed-sized request's compute time."""
-    out = nd.empty(a.shape, ctx=ctx, dtype=dtype)
-    out._sync_copyfrom(np.ascontiguousarray(a, dtype=dtype))
-    return out
-
-
-def _output(shape: tuple[int, ...], dtype: str) -> tuple[npt.NDArray[Any], Any]:
-    """A numpy array and an NDArray over the same memory: MXNet writes the result in place,
-    so there is no ``asnumpy()`` copy at the end."""
-    y = np.empty(shape, dtype=dtype)
-    return y, nd.from_numpy(y.view(), zero_copy=True)
-
-
-def _conv_onednn(data: Any, weight: Any, bias: Any, plan: Conv2dPlan, conv_pad: tuple[int, int]) -> Any:
-    o, _, kh, kw = plan.weight_shape
-    out = nd.Convolution(
-        data=data,
-        weight=weight,
-        bias=bias,
-        kernel=(kh, kw),
+def cost_shape(plan: Conv2dPlan, dtype: str, ctx: mx.Context) -> cost.Shape:
+    n, c, h, w = plan.x_shape
+    top, bottom, left, right = plan.pads
+    return cost.Shape(
+        n=n,
+        c=c,
+        o=plan.weight_shape[0],
+        groups=plan.groups,
+        kernel=plan.weight_shape[2:],  # type: ignore[arg-type]
         stride=plan.stride,
-        dilate=plan.dilation,
-        pad=conv_pad,
-        num_filter=o,
-        num_group=plan.groups,
-        no_bias=bias is None,
+        dilation=plan.dilation,
+        padded_hw=(h + top + bottom, w + left + right),
+        out_hw=plan.out_shape4[2:],  # type: ignore[arg-type]
+        itemsize=np.dtype(dtype).itemsize,
+        device=ctx.device_type,
     )
-    return _to_numpy(out)
 
 
-def _to_numpy(out: Any) -> npt.NDArray[Any]:
-    """A result NDArray as a new numpy array, in NCHW whatever layout oneDNN left it in.
+def estimate(plan: Conv2dPlan, dtype: str = "float32", ctx: mx.Context | None = None) -> cost.Estimate:
+    """The formulation this convolution runs as, and its predicted seconds (see :mod:`.cost`).
 
-    ``asnumpy()`` reorders a blocked (nChw16c) result into a temporary NCHW array and then
-    copies that into numpy; ``copyto()`` a numpy-backed NDArray reorders straight into the
-    numpy memory: one pass instead of two ((8,64,56,56), 1 thread: -0.4 ms, measured). Below
-    ZERO_COPY_MIN_BYTES, wrapping the numpy array (~40 us) costs more than the extra copy, so
-    small results take ``asnumpy()``. (Handing the numpy-backed array to the operator itself,
-    ``out=``, does not help: MXNet stores the blocked layout there and reorders on read.)
+    ``gemm-1x1`` (a 1x1, stride-1 convolution without padding, groups 1, on the CPU) beat oneDNN
+    on (1,256,56,56)x(64,256,1,1): 1.8 ms against 2.2, as oneDNN's input reorder (3.2 MB)
+    costs more than its faster 1x1 kernel saves. Every other shape takes whichever of the
+    direct ``onednn`` call and its phase splits the cost model predicts fastest: the direct
+    call wherever oneDNN has a vectorized kernel for it (16 or more output channels per group,
+    depthwise), a phase split where it falls back to im2col + GEMM or its reference kernel.
     """
-    if out.size * np.dtype(out.dtype).itemsize < ZERO_COPY_MIN_BYTES:
-        return out.asnumpy()  # type: ignore[no-any-return]
-    y, y_nd = _output(out.shape, out.dtype)
-    out.copyto(y_nd)
-    y_nd.wait_to_read()
-    return y
+    ctx = ctx or mx.cpu()
+    _, _, kh, kw = plan.weight_shape
+    fused_1x1 = (
+        ctx.device_type == "cpu"
+        and plan.groups == 1
+        and (kh, kw) == (1, 1)
+        and plan.stride == (1, 1)
+        and operator_padding(plan) in (None, (0, 0))  # no padding, or padded before the call
+    )
+    return cost.choose(cost_shape(plan, dtype, ctx), fused_1x1=fused_1x1)
 
 
-def _conv_1x1_gemm(data: Any, weight: Any, bias: Any, plan: Conv2dPlan, dtype: str) -> Any:
-    n, c, h, w = data.shape  # already padded, when there is padding
-    o = plan.weight_shape[0]
-    y, out = _output((n, o, h * w), dtype)
-    w2 = weight.reshape((o, c))
-    if n == 1:
-        nd.dot(w2, data.reshape((c, h * w)), out=out.reshape((o, h * w)))
-    else:
-        nd.batch_dot(nd.broadcast_to(w2.expand_dims(0), (n, o, c)), data.reshape((n, c, h * w)), out=out)
-    if bias is not None:
-        nd.broadcast_add(out, bias.reshape((1, o, 1)), out=out)
-    out.wait_to_read()
-    return y
+def choose_path(plan: Conv2dPlan, dtype: str = "float32", ctx: mx.Context | None = None) -> str:
+    """The path name :func:`estimate` picks: ``onednn``, ``gemm-1x1`` or ``phase``."""
+    return estimate(plan, dtype, ctx).path
 
 
 def plan_corr2d(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> Conv2dPlan:
