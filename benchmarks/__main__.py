@@ -29,14 +29,14 @@ def run_scripts() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test, not figures to quote")
-    parser.add_argument("--sections", default=None, help="suite sections to run, e.g. 12 (default 1234)")
+    parser.add_argument("--sections", default=None, help="suite sections to run, e.g. 12 (default 12345)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiles of missed targets")
     args = parser.parse_args(argv)
     scripts_code = 0
     if args.sections is None and not args.quick:
         scripts_code = run_scripts()
         print("== the fast-path suite ==", flush=True)
-    args.sections = args.sections or "1234"
+    args.sections = args.sections or "12345"
 
     # The benchmark process computes with the threads one gunicorn worker gets, set the same way
     # (before MXNet loads), so in-process and end-to-end times compare like with like.
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = int(os.environ["OMP_NUM_THREADS"])
     server_env = {"MXCONV_WORKERS": str(settings.workers)}
 
-    from . import common, e2e, inprocess, throughput
+    from . import common, e2e, inprocess, sweep, throughput
     from .profile import pyinstrument_text, pyspy_top
 
     started = time.monotonic()
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         throughput.run(report, server_env, seconds=2 if args.quick else 4, rounds=1 if args.quick else 2)
     if "4" in args.sections:
         e2e.rss(report, server_env)
+    if "5" in args.sections:
+        sweep.run(report, quick=args.quick)
     print()
     print(report.render())
     print()

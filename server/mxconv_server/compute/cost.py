@@ -12,8 +12,10 @@ checked by ``tests/test_cost_model.py``:
 * ``avx2``: 8 to 15 output channels per group, or a wider kernel: its AVX2 kernel;
 * ``depthwise``: one input and one output channel per group: its depthwise kernel;
 * ``gemm``: fewer than 8 output channels per group: im2col + GEMM, 1-9 GFLOP/s, growing with the
-  output channels; ``ref`` where the kernel has 49 taps or more (oneDNN then falls back to its
-  reference kernel: 0.15 GFLOP/s);
+  output channels; ``ref`` for one input and one output channel and 49 taps or more, where
+  oneDNN falls back to its reference kernel (0.15 GFLOP/s; it does so for some other small
+  channel counts too, depending on the image size, which the model does not try to follow:
+  those shapes take a phase split anyway once they are big enough to matter);
 * ``native64``: float64, which oneDNN does not compute: MXNet's own im2col + OpenBLAS dgemm;
 * ``gpu``: cuDNN. Not calibrated on these machines (none has a GPU): a nominal rate, so the
   deadline is what bounds GPU requests.
@@ -43,10 +45,20 @@ PHASES_2D = (1, 2, 4, 8)
 PHASES_1D = (1, 2, 4, 8, 16)
 #: The largest block weight a phase split may build, in elements (it is built per request).
 MAX_BLOCK_WEIGHT = 16 * 1024 * 1024
-#: oneDNN's reference kernel takes over from im2col + GEMM at this many taps (few channels).
+#: oneDNN's reference kernel takes over from im2col + GEMM at this many taps (one channel).
 REF_TAPS = 49
 #: Its AVX-512 direct kernel takes kernels up to this wide; wider ones get the AVX2 kernel.
 AVX512_MAX_WIDTH = 52
+
+
+#: Multiplies every prediction (MXCONV_COST_SCALE): a machine slower than the calibration one.
+_scale = 1.0
+
+
+def configure(scale: float) -> None:
+    global _scale
+    _scale = float(scale)
+    choose.cache_clear()
 
 
 @cache
@@ -110,7 +122,8 @@ def kernel_class(
         return "avx512"
     if out_per_group >= 8:
         return "avx2"
-    return "ref" if kernel[0] * kernel[1] >= REF_TAPS else "gemm"
+    single = groups == 1 and in_per_group == 1 and out_per_group == 1
+    return "ref" if single and kernel[0] * kernel[1] >= REF_TAPS else "gemm"
 
 
 def _rate(cls: str, macs_per_output: int, out_per_group: int) -> float:
@@ -128,7 +141,7 @@ def direct(s: Shape, *, fused_1x1: bool = False) -> Estimate:
     cls = "gemm1x1" if fused_1x1 else kernel_class(og, cg, s.groups, s.kernel, s.itemsize, s.device)
     moved = s.n * (s.c * s.padded_hw[0] * s.padded_hw[1] + s.o * s.out_hw[0] * s.out_hw[1]) * s.itemsize
     seconds = co["t0"] + moved * co["byte_s"] + s.flops / _rate(cls, cg * taps, og)
-    return Estimate("gemm-1x1" if fused_1x1 else "onednn", seconds, cls, s.flops)
+    return Estimate("gemm-1x1" if fused_1x1 else "onednn", seconds * _scale, cls, s.flops)
 
 
 def phase(s: Shape, phases: tuple[int, int]) -> Estimate | None:
@@ -151,7 +164,7 @@ def phase(s: Shape, phases: tuple[int, int]) -> Estimate | None:
         + (blocked_in + blocked_out) * (co["byte_s"] + co["rearrange_byte_s"])
         + flops / _rate(cls, cg * kbh * kbw, og)
     )
-    return Estimate("phase", seconds, cls, flops, split)
+    return Estimate("phase", seconds * _scale, cls, flops, split)
 
 
 #: Direct kernels a phase split cannot beat by enough to pay for its copies (measured: on

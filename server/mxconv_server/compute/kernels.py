@@ -26,7 +26,7 @@ from .mx import nd
 
 #: Work predicted over this many seconds is cut into pieces of about this long, so that a
 #: deadline is noticed within a piece's time and no buffer grows with the whole problem.
-TILE_SECONDS = 0.25
+TILE_SECONDS = 0.1
 #: Inputs at least this big reach MXNet without a copy (nd.from_numpy); smaller ones are copied,
 #: because wrapping a buffer through DLPack has a fixed cost (~25 us, measured) that a copy of a
 #: small array (~16 us for the seed's 3x3) undercuts.
