@@ -259,6 +259,13 @@ def test_readme_client_example_runs_as_written(live_server, tmp_path: Path) -> N
     assert re.search(r"422 weight: kernel spans 5x5", out.stdout)
 
 
+def test_readme_bounded_work_example_runs_as_written(live_server) -> None:
+    code = readme.against(readme.code_block("API", "python"), live_server.url)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "413 over_budget this job's 1000 epochs are predicted to take"
+
+
 def test_missing_gpu_is_a_startup_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="MXCONV_DEVICE='gpu'"):
         start_server(tmp_path, MXCONV_DEVICE="gpu")

@@ -28,6 +28,8 @@ SERVER_ENV = {
     "MXCONV_JOB_OMP_THREADS": "1",
     "MXCONV_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
     "MXCONV_JOB_MAX_ATTEMPTS": "3",
+    # Jobs that would run for hours (to cancel them, or restart under them) must be accepted.
+    "MXCONV_MAX_JOB_SECONDS": "1000000",
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from . import errors, schemas, sockets, tensors
+from .retries import Outcome, RetryState, backoff_delay, retry_delay
 
 ArrayLike = Any
 #: An image: a PNG or JPEG path or its bytes, or pixels (H,W) or (H,W,C) in 0-255.
@@ -39,12 +39,6 @@ LtiSpec = BaseModel | Mapping[str, Any]
 BINARY_MIN_ELEMENTS = 4096
 #: For ``transport="base64"``: arrays up to this size still travel as nested lists.
 LIST_ENCODING_MAX_ELEMENTS = 4096
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-
-
-def backoff_delay(attempt: int, *, base: float = 0.25, cap: float = 8.0) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not crypto
 
 
 def _real(value: ArrayLike, dtype: str) -> npt.NDArray[Any]:
@@ -88,12 +82,15 @@ class Client:
         session: requests.Session | None = None,
         backoff: Callable[[int], float] = backoff_delay,
         transport: Transport = "auto",
+        max_retry_seconds: float = 60.0,
     ) -> None:
         """``transport``: ``"auto"`` (JSON up to :data:`BINARY_MIN_ELEMENTS` input elements,
         binary above), or always ``"lists"`` (nested JSON lists both ways), ``"base64"``
         (base64 JSON both ways) or ``"binary"`` (``.npy`` both ways). ``session``: a
         ``requests.Session`` of your own (proxies, TLS); the client's own gives its sockets
-        tensor-sized buffers (:mod:`mxconv.sockets`)."""
+        tensor-sized buffers (:mod:`mxconv.sockets`). Which failures are retried, and how
+        often, is :mod:`mxconv.retries`: ``max_retries`` retries at most, none starting after
+        ``max_retry_seconds``."""
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         self.transport = transport
@@ -101,6 +98,7 @@ class Client:
         self.api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
+        self.max_retry_seconds = max_retry_seconds
         self.session = session or _new_session()
         self._backoff = backoff
         from .jobs import Jobs
@@ -127,14 +125,13 @@ class Client:
         retry: bool = True,
         **kwargs: Any,
     ) -> requests.Response:
-        """Send one request with retries on connection errors, 429 and 5xx-unavailable.
+        """Send one request, retried as :func:`mxconv.retries.retry_delay` says.
 
-        Never retries other 4xx. ``retry=False`` for calls that must not run twice.
+        ``retry=False`` for calls that must not run twice.
         """
         url = f"{self.base_url}{path}"
-        attempts = 1 + (self.max_retries if retry else 0)
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
+        state = RetryState(self.max_retries if retry else 0, self.max_retry_seconds, self._backoff)
+        while True:
             try:
                 resp = self.session.request(
                     method,
@@ -147,31 +144,26 @@ class Client:
                     **kwargs,
                 )
                 _read_body(resp)
-            except requests.Timeout as e:
-                if last:
-                    raise errors.APITimeoutError(f"{method} {url} timed out: {e}") from e
-                time.sleep(self._backoff(attempt))
-                continue
+            except requests.ConnectTimeout as e:
+                failure: errors.MxconvError = errors.APITimeoutError(
+                    f"{method} {url}: no connection in time: {e}"
+                )
+                outcome = Outcome(not_sent=True)
+            except requests.Timeout as e:  # sent, and no answer in time: as good as dropped
+                failure = errors.APITimeoutError(f"{method} {url} timed out: {e}")
+                outcome = Outcome(dropped=True)
             except requests.ConnectionError as e:
-                if last:
-                    raise errors.APIConnectionError(f"cannot reach {url}: {e}") from e
-                time.sleep(self._backoff(attempt))
-                continue
-            if resp.status_code in RETRY_STATUSES and not last:
-                time.sleep(self._retry_after(resp) or self._backoff(attempt))
-                continue
-            if resp.status_code >= 400:
-                raise self._error(resp)
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _retry_after(resp: requests.Response) -> float | None:
-        value = resp.headers.get("Retry-After")
-        try:
-            return min(float(value), 30.0) if value else None
-        except ValueError:
-            return None
+                failure = errors.APIConnectionError(f"cannot reach {url}: {e}")
+                outcome = Outcome(not_sent=_never_sent(e), dropped=not _never_sent(e))
+            else:
+                if resp.status_code < 400:
+                    return resp
+                failure = self._error(resp)
+                outcome = Outcome(status=resp.status_code, headers=resp.headers)
+            delay = retry_delay(outcome, state)
+            if delay is None:
+                raise failure
+            time.sleep(delay)
 
     @staticmethod
     def _error(resp: requests.Response) -> errors.APIError:
@@ -506,6 +498,13 @@ class _TensorAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["socket_options"] = [*HTTPConnection.default_socket_options, *sockets.options()]
         super().init_poolmanager(*args, **kwargs)
+
+
+def _never_sent(e: requests.ConnectionError) -> bool:
+    """Whether a connection error struck before the request went out (refused, unresolvable):
+    then nothing reached the server, and trying again is always safe."""
+    reason = getattr(e.args[0], "reason", None) if e.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def _new_session() -> requests.Session:

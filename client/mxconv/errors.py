@@ -81,6 +81,11 @@ class ServiceUnavailableError(ServerError):
     """503: the service is temporarily unable to serve."""
 
 
+class DeadlineExceededError(ServerError):
+    """504: the work ran past the server's time limit (MXCONV_MAX_REQUEST_SECONDS) and was
+    stopped. Never retried: it would run as long again. Ask for less work."""
+
+
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -91,6 +96,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     422: ValidationError,
     429: RateLimitError,
     503: ServiceUnavailableError,
+    504: DeadlineExceededError,
 }
 
 

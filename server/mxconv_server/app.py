@@ -11,7 +11,7 @@ from flask_openapi3 import Info
 from mxconv import tensors
 
 from . import __version__, binary, errors, logs, metrics, middleware
-from .compute import device
+from .compute import cost, device
 from .config import Settings
 from .spec import MxconvOpenAPI
 
@@ -64,6 +64,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> MxconvOpenAPI
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MXCONV"] = settings
     app.extensions["mxconv.device"] = device.resolve(settings.device)  # fails loudly, at startup
+    cost.configure(scale=settings.cost_scale)
 
     errors.register(app)
     middleware.register(app)

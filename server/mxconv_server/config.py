@@ -40,6 +40,25 @@ class Settings(BaseSettings):
     max_flops: int = Field(
         50 * 10**9, ge=1, description="Largest computation one request may ask for, in FLOPs."
     )
+    max_request_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest a request's work may take once its body has arrived: work the cost model "
+            "predicts longer is refused with 413 before it starts; work that runs longer is "
+            "stopped with 504."
+        ),
+    )
+    cost_scale: float = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description=(
+            "Multiplies the cost model's predicted seconds: above 1 on a machine slower than the "
+            "one it was calibrated on (python -m benchmarks.calibrate)."
+        ),
+    )
     max_signal_samples: int = Field(
         20_000, ge=2, description="Largest LTI time grid (duration/dt + 1) one request may ask for."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from typing import Any
@@ -10,6 +11,7 @@ from flask import Flask, Response, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from .compute.deadline import DeadlineExceeded
 from .compute.errors import InvalidArgument, OverBudget
 
 log = logging.getLogger("mxconv.errors")
@@ -23,6 +25,7 @@ try:
         redis.exceptions.ConnectionError,  # also BusyLoadingError: Redis reading its data back
         redis.exceptions.TimeoutError,
         redis.exceptions.ReadOnlyError,
+        redis.exceptions.OutOfMemoryError,  # over maxmemory with noeviction: takes no writes
     )
 except ImportError:  # the Redis backend is optional
     pass
@@ -41,6 +44,14 @@ _CODES = {
     429: "too_many_requests",
     500: "internal_error",
     503: "unavailable",
+    504: "deadline_exceeded",
+}
+_REASONS = {
+    400: "Bad Request",
+    414: "Request-URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    504: "Gateway Timeout",
 }
 
 
@@ -62,6 +73,19 @@ class ApiError(Exception):
         self.message = message
         self.details = details or []
         self.headers = headers or {}
+
+
+def raw_error_response(status: int, code: str, message: str, request_id: str = "") -> bytes:
+    """A whole HTTP/1.1 response in the one error shape, for writing straight to a socket where
+    Flask cannot answer (gunicorn's own parse errors, the watchdog)."""
+    body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nServer: mxconv\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        + (f"X-Request-ID: {request_id}\r\n" if request_id else "")
+        + "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n"
+    )
+    return head.encode("latin-1", "replace") + body
 
 
 def error_response(err: ApiError) -> Response:
@@ -105,6 +129,14 @@ def register(app: Flask) -> None:
     @app.errorhandler(OverBudget)
     def _over_budget(e: OverBudget) -> Response:
         return error_response(ApiError(413, str(e), code="over_budget"))
+
+    @app.errorhandler(DeadlineExceeded)
+    def _deadline(e: DeadlineExceeded) -> Response:
+        message = (
+            f"{e} (MXCONV_MAX_REQUEST_SECONDS) and was stopped; nothing was returned. Ask for less "
+            "work (a smaller input, kernel or batch), or ask the operator to raise the limit"
+        )
+        return error_response(ApiError(504, message, code="deadline_exceeded"))
 
     def _store_unavailable(e: Exception) -> Response:
         # The job store cannot be used right now (SQLite: data dir read-only, disk full, I/O

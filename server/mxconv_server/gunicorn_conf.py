@@ -5,7 +5,6 @@ Run: gunicorn -c python:mxconv_server.gunicorn_conf 'mxconv_server.app:create_ap
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -19,6 +18,8 @@ from mxconv import sockets
 
 from mxconv_server import logs
 from mxconv_server.config import Settings
+from mxconv_server.errors import raw_error_response
+from mxconv_server.watchdog import GRACE_SECONDS
 
 _settings = Settings()
 
@@ -26,7 +27,9 @@ bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 # Sync workers: each request is CPU-bound MXNet work, so one at a time per process.
 worker_class = "sync"
-timeout = 120
+# Above everything a request may take (its body, its work, the watchdog's grace), so gunicorn
+# never kills a worker for a timeout: the deadline answers 504 first (mxconv_server.watchdog).
+timeout = int(_settings.body_timeout + _settings.max_request_seconds + GRACE_SECONDS + 30)
 graceful_timeout = 30
 keepalive = 5
 # Every worker imports MXNet itself (no preload): MXNet's engine threads do not survive fork.
@@ -117,13 +120,7 @@ def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> Non
     """gunicorn answers requests it cannot parse (request line over 4094 bytes, bad headers)
     itself, in HTML; answer in mxconv's one error shape instead, so clients and the spec hold."""
     code = _GUNICORN_CODES.get(status_int, "internal_error" if status_int >= 500 else "error")
-    body = json.dumps({"error": {"code": code, "message": f"{reason}: {mesg}", "details": []}})
-    head = (
-        f"HTTP/1.1 {status_int} {reason}\r\nServer: mxconv\r\nConnection: close\r\n"
-        f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
-        f"Content-Length: {len(body.encode())}\r\n\r\n"
-    )
-    gunicorn.util.write_nonblock(sock, (head + body).encode("latin1", "replace"))
+    gunicorn.util.write_nonblock(sock, raw_error_response(status_int, code, f"{reason}: {mesg}"))
 
 
 gunicorn.util.write_error = _write_json_error

@@ -7,14 +7,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
-from flask import current_app
+from flask import current_app, g, request
 from mxconv import tensors
 from mxconv.schemas import ErrorResponse
 
 from .. import binary, metrics
-from ..compute.conv import Conv2dPlan, check_budget
+from ..compute import cost, deadline
+from ..compute.conv import Conv2dPlan, check_budget, estimate
 from ..compute.errors import OverBudget
 from ..config import Settings
+from ..watchdog import WATCHDOG
 
 T = TypeVar("T")
 
@@ -26,6 +28,7 @@ COMPUTE_ERRORS: dict[int, Any] = {
     413: ErrorResponse,
     415: ErrorResponse,
     422: ErrorResponse,
+    504: ErrorResponse,
 }
 
 
@@ -60,9 +63,27 @@ def conv_geometry(body: Any) -> dict[str, Any]:
     }
 
 
-def check_plan(plan: Conv2dPlan) -> None:
+def check_plan(plan: Conv2dPlan, dtype: str = "float32") -> cost.Estimate:
+    """Refuse a convolution over the element, FLOP or time budget; the formulation it runs as."""
     s = settings()
     check_budget(plan, max_elements=s.max_tensor_elements, max_flops=s.max_flops)
+    est = estimate(plan, dtype, device())
+    check_seconds(
+        est.seconds,
+        f"this convolution ({plan.flops:.3g} FLOPs, as {est.label})",
+        "use a smaller input, kernel or batch, or a larger stride",
+    )
+    return est
+
+
+def check_seconds(seconds: float, what: str, fix: str) -> None:
+    """413 before any work when the cost model predicts it over MXCONV_MAX_REQUEST_SECONDS."""
+    limit = settings().max_request_seconds
+    if seconds > limit:
+        raise OverBudget(
+            f"{what} is predicted to take {seconds:.3g} s, over the limit of {limit:g} s "
+            f"(MXCONV_MAX_REQUEST_SECONDS); {fix}"
+        )
 
 
 def encode(arr: np.ndarray, encoding: str) -> Any:
@@ -72,8 +93,12 @@ def encode(arr: np.ndarray, encoding: str) -> Any:
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    """Run a request's compute under its deadline (504 past it), and time it."""
+    limit = settings().max_request_seconds
+    sock = request.environ.get("gunicorn.socket")
     start = time.perf_counter()
-    result = fn()
+    with deadline.limit(limit), WATCHDOG.guard(limit, sock, g.get("request_id", "-")):
+        result = fn()
     seconds = time.perf_counter() - start
     metrics.observe_compute(seconds)
     return result, seconds * 1000

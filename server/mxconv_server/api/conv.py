@@ -28,7 +28,7 @@ def conv2d(body: Conv2dRequest) -> Any:
     common.check_inputs(x=body.x, weight=body.weight, bias=body.bias)
     bias_shape = None if body.bias is None else body.bias.shape
     plan = conv.plan_conv2d(body.x.shape, body.weight.shape, bias_shape, **common.conv_geometry(body))
-    common.check_plan(plan)
+    est = common.check_plan(plan, body.dtype)
     y, ms = common.timed(
         lambda: conv.conv2d(
             body.x,
@@ -38,6 +38,7 @@ def conv2d(body: Conv2dRequest) -> Any:
             dtype=body.dtype,
             ctx=common.device(),
             plan=plan,
+            formulation=est,
         )
     )
     return common.tensor_result(y, body.output_encoding, plan.flops, ms)
@@ -49,7 +50,7 @@ def corr2d(body: Corr2dRequest) -> Any:
     """The seed's corr2d: valid cross-correlation of a 2-D input with a 2-D kernel."""
     common.check_inputs(x=body.x, kernel=body.kernel)
     plan = conv.plan_corr2d(body.x.shape, body.kernel.shape)
-    common.check_plan(plan)
+    common.check_plan(plan, body.dtype)
     y, ms = common.timed(
         lambda: conv.corr2d(body.x, body.kernel, dtype=body.dtype, ctx=common.device(), plan=plan)
     )
@@ -64,7 +65,7 @@ def channel_mix(body: ChannelMixRequest) -> Any:
     plan = conv.plan_channel_mix(
         body.x.shape, body.weight.shape, None if body.bias is None else body.bias.shape
     )
-    common.check_plan(plan)
+    common.check_plan(plan, body.dtype)
     mix, ms = common.timed(
         lambda: conv.channel_mix(
             body.x,

@@ -162,6 +162,14 @@ def submit(body: JobSpec) -> Any:
             f"the layer's weight {list(plan.weight_shape)} has {weight_elements} elements, over "
             "MXCONV_MAX_TENSOR_ELEMENTS; use fewer channels or a smaller kernel"
         )
+    seconds = plan.seconds(body.epochs)
+    limit = common.settings().max_job_seconds
+    if seconds > limit:
+        raise OverBudget(
+            f"this job's {body.epochs} epochs are predicted to take {seconds:.3g} s, over the limit of "
+            f"{limit:g} s (MXCONV_MAX_JOB_SECONDS); ask for fewer epochs, a smaller sample or kernel, or a "
+            "larger batch_size"
+        )
     stored["flops_per_epoch"] = plan.flops_per_epoch
     digest = hashlib.sha256(request.get_data()).hexdigest()
     try:

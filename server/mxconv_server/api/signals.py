@@ -36,7 +36,7 @@ def conv1d(body: Conv1dRequest) -> Any:
     common.check_inputs(x=body.x, weight=body.weight, bias=body.bias)
     bias_shape = None if body.bias is None else body.bias.shape
     plan = signals.plan_conv1d(body.x.shape, body.weight.shape, bias_shape, **common.conv_geometry(body))
-    common.check_plan(plan.plan2d)
+    common.check_plan(plan.plan2d, body.dtype)
     y, ms = common.timed(
         lambda: signals.conv1d(
             body.x, body.weight, body.bias, flip=body.flip, dtype=body.dtype, ctx=common.device(), plan=plan
@@ -61,6 +61,7 @@ def _simulate(body: LtiRequest) -> tuple[signals.LtiResponse, float]:
             duration=body.duration,
             max_samples=s.max_signal_samples,
             max_flops=s.max_flops,
+            max_seconds=s.max_request_seconds,
             ctx=common.device(),
         )
     )

@@ -232,6 +232,16 @@ def plan_grid(dt: float, duration: float, *, max_samples: int, max_flops: int | 
     return grid
 
 
+def _rows_plan(grid: Grid) -> Conv1dPlan:
+    """The batch of rows :func:`causal_convolve` hands conv1d."""
+    return plan_conv1d((grid.rows, 1, grid.n + grid.chunk - 1), (1, 1, grid.n), flip=True)
+
+
+def convolve_seconds(grid: Grid, ctx: mx.Context | None = None) -> float:
+    """The cost model's time for the convolution sum of a response on ``grid``."""
+    return conv.estimate(_rows_plan(grid).plan2d, "float64", ctx).seconds
+
+
 def causal_convolve(x: Array, h: Array, *, ctx: mx.Context | None = None) -> Array:
     """``c[n] = sum_{k=0..n} x[k] h[n-k]`` for n < N, computed by MXNet in float64.
 
@@ -246,7 +256,8 @@ def causal_convolve(x: Array, h: Array, *, ctx: mx.Context | None = None) -> Arr
     padded = np.zeros(n - 1 + m * b, dtype=np.float64)
     padded[n - 1 : 2 * n - 1] = x
     rows = np.lib.stride_tricks.sliding_window_view(padded, n + b - 1)[::b][:m]
-    out = conv1d(rows[:, None, :], h[None, None, :], flip=True, dtype="float64", ctx=ctx)
+    plan = _rows_plan(grid)
+    out = conv1d(rows[:, None, :], h[None, None, :], flip=True, dtype="float64", ctx=ctx, plan=plan)
     return np.asarray(out, dtype=np.float64).reshape(-1)[:n]
 
 
@@ -653,10 +664,17 @@ def lti_response(
     duration: float,
     max_samples: int = 20_000,
     max_flops: int | None = None,
+    max_seconds: float | None = None,
     ctx: mx.Context | None = None,
 ) -> LtiResponse:
     """The response of an LTI system at rest to ``input``, by discrete convolution on MXNet."""
     grid = plan_grid(dt, duration, max_samples=max_samples, max_flops=max_flops)
+    seconds = convolve_seconds(grid, ctx)
+    if max_seconds is not None and seconds > max_seconds:
+        raise OverBudget(
+            f"a {grid.n}-sample response is predicted to take {seconds:.3g} s, over the limit of "
+            f"{max_seconds:g} s (MXCONV_MAX_REQUEST_SECONDS); increase dt or shorten duration"
+        )
     x = sample_input(input, grid)
     sys = impulse_response(system, grid)
     h = sys.h
