@@ -16,6 +16,8 @@ import pytest
 import requests
 from mxconv_server.app import create_app
 
+from .browser import browser  # noqa: F401  (the page tests' fixture: a real chromium)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -136,8 +136,9 @@ def test_full_data_dir_is_a_clear_503_and_records_stay_whole(tmp_path: Path) -> 
                     f.flush()
             full = [submit(server, 20) for _ in range(4)]
             read_existing = requests.get(f"{server.url}/v1/jobs/{ok[0]}", timeout=30).status_code
-            ready_full = requests.get(server.url + "/v1/health/ready", timeout=30).status_code
+            ready_full = requests.get(server.url + "/v1/health/ready", timeout=30)
             filler.unlink()
+            ready_freed = requests.get(server.url + "/v1/health/ready", timeout=30).status_code
             after = [submit(server, 20) for _ in range(2)]
             created = [r.json()["id"] for r in full + after if r.status_code == 202]
             finished = wait_for(lambda: all_done(server, ok + created), 90, 0.5)
@@ -156,7 +157,8 @@ def test_full_data_dir_is_a_clear_503_and_records_stay_whole(tmp_path: Path) -> 
         submits_on_full_disk=[r.status_code for r in full],
         first_503=refused and f"Retry-After={refused[0].headers.get('Retry-After')} {refused[0].text[:230]}",
         get_existing_job_while_full=read_existing,
-        ready_while_full=ready_full,
+        ready_while_full=f"{ready_full.status_code} {ready_full.text[:200]}",
+        ready_after_space_freed=ready_freed,
         submits_after_space_freed=[r.status_code for r in after],
         final=list(final.values()),
         jobs_listed=listed["total"],
@@ -167,6 +169,8 @@ def test_full_data_dir_is_a_clear_503_and_records_stay_whole(tmp_path: Path) -> 
     assert refused[0].headers.get("Retry-After") and refused[0].json()["error"]["code"] == "unavailable"
     assert "MXCONV_DATA_DIR" in refused[0].text
     assert read_existing == 200
+    assert ready_full.status_code == 503 and "full" in ready_full.json()["checks"]["jobs"]
+    assert ready_freed == 200
     assert [r.status_code for r in after] == [202, 202]
     assert finished is not None and set(final.values()) == {"succeeded"}, final
     # no half-written records: exactly the accepted submits are in the store, and it is whole
@@ -190,16 +194,60 @@ def test_read_only_store_is_a_503_not_a_500(tmp_path: Path) -> None:
     app.extensions["mxconv.jobs"]._local.conn = ro  # this thread's connection, read-only
     resp = client.post("/v1/jobs", json=job_body(5))
     read = client.get(f"/v1/jobs/{first.get_json()['id']}")
+    ready = client.get("/v1/health/ready")
+    app.extensions["mxconv.jobs"]._local.conn = None  # writable again: the next use reconnects
+    ready_again = client.get("/v1/health/ready")
     observe(
         "job submit with the SQLite store read-only",
         submit=resp.status_code,
         retry_after=resp.headers.get("Retry-After"),
         body=resp.get_data(as_text=True)[:200],
         get_existing=read.status_code,
+        ready=f"{ready.status_code} {ready.get_json()['checks']}",
+        ready_once_writable=ready_again.status_code,
     )
     assert resp.status_code == 503 and resp.headers.get("Retry-After")
     assert "readonly" in resp.get_json()["error"]["message"]
     assert read.status_code == 200
+    assert ready.status_code == 503 and "readonly" in ready.get_json()["checks"]["jobs"]
+    assert ready_again.status_code == 200
+
+
+def test_readiness_follows_whether_redis_takes_writes(tmp_path: Path) -> None:
+    """Redis over its maxmemory with noeviction answers PING but refuses every write; so does
+    a stopped one, differently. Readiness says so, and recovers when Redis does."""
+    import redis as redis_py
+    from mxconv_server.app import create_app
+
+    from . import redis_server
+
+    server = redis_server.start(tmp_path / "redis")
+    try:
+        app = create_app({"data_dir": tmp_path / "data", "jobs_url": server.url})
+        client = app.test_client()
+        admin = redis_py.Redis(port=server.port)
+        seen = {"healthy": client.get("/v1/health/ready")}
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")  # below what it holds already: every write is refused
+        seen["over maxmemory"] = client.get("/v1/health/ready")
+        seen["submit over maxmemory"] = client.post("/v1/jobs", json=job_body(5))
+        admin.config_set("maxmemory", "0")
+        seen["maxmemory lifted"] = client.get("/v1/health/ready")
+        server.stop()
+        seen["stopped"] = client.get("/v1/health/ready")
+        server.start()
+        seen["restarted"] = client.get("/v1/health/ready")
+    finally:
+        server.stop()
+    observe(
+        "readiness with Redis refusing writes",
+        **{k: f"{r.status_code} {r.get_json()}"[:220] for k, r in seen.items()},
+    )
+    assert [seen[k].status_code for k in ("healthy", "over maxmemory", "maxmemory lifted")] == [200, 503, 200]
+    assert "maxmemory" in seen["over maxmemory"].get_json()["checks"]["jobs"]
+    assert seen["submit over maxmemory"].status_code == 503  # a clear 503 with Retry-After, not a 500
+    assert seen["submit over maxmemory"].headers.get("Retry-After")
+    assert [seen[k].status_code for k in ("stopped", "restarted")] == [503, 200]
 
 
 def test_read_only_data_dir_at_start_is_one_clear_line(tmp_path: Path) -> None:

@@ -20,8 +20,22 @@ log = logging.getLogger("mxconv.access")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-#: Reachable without a key even when MXCONV_API_KEYS is set: probes must not need secrets.
-PUBLIC_ENDPOINTS = frozenset({"meta.live", "meta.ready", "playground.index", "playground.static"})
+#: Reachable without a key even when MXCONV_API_KEYS is set: probes must not need secrets, and
+#: the documentation (the spec, Swagger UI and its assets) must load before a key is typed into
+#: its Authorize button. None of these holds data.
+HEALTH_ENDPOINTS = frozenset({"meta.live", "meta.ready"})
+DOC_ENDPOINTS = frozenset(
+    {
+        "openapi_json",
+        "openapi.doc_url",
+        "openapi.openapi",
+        "openapi.static",
+        "swagger.swagger",
+        "swagger.static",
+        "swagger.oauth2-redirect",
+    }
+)
+PUBLIC_ENDPOINTS = HEALTH_ENDPOINTS | DOC_ENDPOINTS | {"playground.index", "playground.static"}
 
 
 def accepts(*mimetypes: str) -> Callable[[F], F]:

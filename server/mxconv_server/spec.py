@@ -40,6 +40,7 @@ _DESCRIPTIONS = {
     415: "Unsupported Content-Type.",
     422: "The body parses but is invalid; details give pydantic's error locations.",
     503: "A backend (the job store) is unavailable; retry after Retry-After seconds.",
+    504: "The work ran past MXCONV_MAX_REQUEST_SECONDS and was stopped (deadline_exceeded).",
 }
 _BODY_METHODS = {"post", "put", "patch"}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,6 +54,8 @@ def produces(*mimetypes: str) -> Callable[[F], F]:
         return view
 
     return mark
+
+
 _CONVERTER = re.compile(r"<(?:[a-zA-Z_][a-zA-Z0-9_]*(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 
 

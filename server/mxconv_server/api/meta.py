@@ -60,7 +60,7 @@ def ready() -> Any:
             check()
             checks[name] = "ok"
         except Exception as e:  # any failure means not ready; say which and why
-            checks[name] = f"failed: {e}"
+            checks[name] = f"failed: {type(e).__name__}: {e}"
     ok = all(v == "ok" for v in checks.values())
     return jsonify({"status": "ok" if ok else "unavailable", "checks": checks}), (200 if ok else 503)
 

@@ -416,7 +416,9 @@ class RedisJobStore(JobStore):
             )
 
     def ping(self) -> None:
-        self.r.ping()
+        # A write, not PING: a Redis over maxmemory (noeviction), read-only or unable to
+        # persist (MISCONF) answers PING but refuses every job write.
+        self.r.set(f"{self.p}probe", _num(self.clock()))
 
     # -- the worker side ---------------------------------------------------------------
 

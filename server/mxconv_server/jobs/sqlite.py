@@ -71,7 +71,11 @@ CREATE TABLE IF NOT EXISTS job_losses (
     loss REAL NOT NULL,
     PRIMARY KEY (job_id, epoch)
 );
+CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
+#: Readiness fails below this much free space where the store lives: a submit would fail (a
+#: WAL that reuses its space lets the probe's one-row write succeed on a full disk).
+MIN_FREE_BYTES = 1024 * 1024
 
 #: (name, type) of the jobs columns added after the first release of the schema, oldest first.
 ADDED_COLUMNS = (("snapshot", "TEXT"),)
@@ -321,7 +325,13 @@ class SqliteJobStore(JobStore):
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def ping(self) -> None:
-        self._conn().execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()
+        fs = os.statvfs(self.path.parent)
+        free = fs.f_bavail * fs.f_frsize
+        if free < MIN_FREE_BYTES:
+            where = self.path.parent
+            raise sqlite3.OperationalError(f"database or disk is full ({free} bytes free in {where})")
+        with self._tx() as db:  # a real write: a read-only file or disk fails here
+            db.execute("INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, ?)", (self.clock(),))
 
     # -- the worker side ---------------------------------------------------------------
 

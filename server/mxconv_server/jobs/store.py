@@ -156,7 +156,7 @@ class JobStore(ABC):
 
     @abstractmethod
     def ping(self) -> None:
-        """Raise if the backend cannot answer (readiness)."""
+        """Raise unless the backend answers and takes writes (readiness)."""
 
     # -- the worker side ---------------------------------------------------------------
 
