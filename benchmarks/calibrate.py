@@ -78,11 +78,10 @@ BOUNDS = {"peak": (1e7, 3e11), "k_half": (0.1, 1e4), "t0": (1e-6, 1e-3), "byte_s
 
 def _formulation(plan: Any, dtype: str, name: str) -> Any:
     from mxconv_server.compute import conv, cost
-    from mxconv_server.compute.mx import mxnet as mx
 
     if name == "auto":
         return conv.estimate(plan, dtype)
-    shape = conv.cost_shape(plan, dtype, mx.cpu())
+    shape = conv.cost_shape(plan, dtype, "cpu")
     if name == "direct":
         return cost.direct(shape)
     ph, pw = (int(v) for v in name.split("x"))
@@ -92,7 +91,6 @@ def _formulation(plan: Any, dtype: str, name: str) -> Any:
 def measure() -> list[tuple[Any, Any, float]]:
     """(cost shape, estimate, measured seconds) for every calibration case."""
     from mxconv_server.compute import conv
-    from mxconv_server.compute.mx import mxnet as mx
 
     rng = np.random.default_rng(0)
     out = []
@@ -107,7 +105,7 @@ def measure() -> list[tuple[Any, Any, float]]:
             conv.conv2d(x, w, dtype=dtype, plan=plan, formulation=est)
             times.append(time.perf_counter() - t)
         seconds = statistics.median(times)
-        out.append((conv.cost_shape(plan, dtype, mx.cpu()), est, seconds))
+        out.append((conv.cost_shape(plan, dtype, "cpu"), est, seconds))
         print(
             f"  {xs}x{ws} {options} {dtype} {est.label}: {seconds * 1e3:.2f} ms", file=sys.stderr, flush=True
         )

@@ -99,7 +99,6 @@ def run(report: Report, threads: int, quick: bool = False) -> dict[str, float]:
 
 def _path(case: Case) -> str:
     from mxconv_server.compute import conv
-    from mxconv_server.compute.mx import mxnet as mx
 
     plan = conv.plan_conv2d(case.x_shape, case.w_shape, padding=case.padding)
-    return conv.estimate(plan, "float32", mx.cpu()).label
+    return conv.estimate(plan, "float32", "cpu").label

@@ -117,19 +117,19 @@ class Result:
 
 def prepare(shape: Shape) -> tuple[Callable[[], object], Any]:
     """The call to time (the public compute function) and the plan's estimate."""
-    from mxconv_server.compute import conv, signals
+    from mxconv_server.compute import conv
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape.x).astype(shape.dtype)
     w = rng.standard_normal(shape.w).astype(shape.dtype)
     if shape.one_d:
-        p1 = signals.plan_conv1d(shape.x, shape.w, **shape.options)
+        p1 = conv.plan_conv1d(shape.x, shape.w, **shape.options)
         est = conv.estimate(p1.plan2d, shape.dtype)
         opts = {k: v for k, v in shape.options.items() if k != "flip"}
         flip = shape.options.get("flip", False)
 
         def call() -> object:
-            return signals.conv1d(x, w, flip=flip, dtype=shape.dtype, plan=p1, **opts)
+            return conv.conv1d(x, w, flip=flip, dtype=shape.dtype, plan=p1, **opts)
 
         return call, (est, p1.flops)
     plan = conv.plan_conv2d(shape.x, shape.w, **shape.options)
@@ -218,7 +218,7 @@ def run(report: Any = None, *, quick: bool = False, only: str = "") -> list[Resu
         if only in shape.label:
             results.append(measure(shape, quick=quick))
             print(f"  {results[-1].shape.label}: {results[-1].rate:.1f} GFLOP/s", file=sys.stderr, flush=True)
-    print("\nSection 5: the sweep (in-process, compute.conv2d / compute.signals.conv1d, medians)")
+    print("\nSection 5: the sweep (in-process, compute.conv2d / compute.conv.conv1d, medians)")
     print(render(results))
     for r in results:
         if r.gflop >= MIN_GFLOP and r.rate < RATE_TARGET:

@@ -12,6 +12,7 @@ import requests
 from mxconv import tensors
 from mxconv.client import BINARY_MIN_ELEMENTS
 from mxconv_server.app import create_app
+from mxconv_server.transport import multipart
 
 from . import oracle
 
@@ -294,7 +295,7 @@ def test_client_chooses_binary_above_the_threshold(client) -> None:
 
     side = int(np.sqrt(BINARY_MIN_ELEMENTS)) + 1  # just over the threshold
     x = np.random.default_rng(4).standard_normal((side, side))
-    result = api.conv2d_result(x, np.ones((3, 3)), padding="same")
+    result = api.conv2d(x, np.ones((3, 3)), padding="same", detailed=True)
     sent = session.sent[-1]
     assert sent["headers"]["Content-Type"].startswith("multipart/form-data")
     assert sent["headers"]["Accept"] == NPY
@@ -336,7 +337,7 @@ def test_base64_fragments_write_the_same_json(dtype: str) -> None:
 def test_decoded_base64_is_writable_without_a_copy() -> None:
     """A base64 tensor decodes into memory the array owns outright, so a response tensor is
     the caller's to change without the copy a read-only buffer would need."""
-    from mxconv import schemas
+    from mxconv.schemas import common as schemas
 
     a = np.random.default_rng(8).standard_normal((4, 50, 60)).astype(np.float32)
     back = tensors.from_b64(tensors.to_b64(a))
@@ -358,7 +359,7 @@ def test_large_base64_round_trip_both_ways(client, monkeypatch, lifted: bool) ->
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal((1, 2, 60, 50)), rng.standard_normal((3, 2, 3, 3))
     assert x.size > mxconv.client.LIST_ENCODING_MAX_ELEMENTS
-    result = api.conv2d_result(x, w, dtype="float64")
+    result = api.conv2d(x, w, dtype="float64", detailed=True)
     sent = json.loads(session.sent[-1]["data"])  # base64 travels as JSON, not multipart
     assert set(sent["x"]) == {"dtype", "shape", "b64"} and sent["output_encoding"] == "base64"
     np.testing.assert_allclose(result.y, oracle.conv2d(x, w), rtol=1e-10, atol=1e-10)
@@ -377,7 +378,7 @@ def test_live_binary_round_trip_and_curl_style_upload(live_server) -> None:
     x = rng.standard_normal((2, 8, 32, 32)).astype(np.float32)
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
     api = mxconv.Client(live_server.url)
-    result = api.conv2d_result(x, w, padding=1)  # 16k input elements: binary by default
+    result = api.conv2d(x, w, padding=1, detailed=True)  # 16k input elements: binary by default
     np.testing.assert_allclose(result.y, oracle.conv2d(x, w, pads=(1,) * 4), rtol=1e-4, atol=1e-3)
     # What curl -F sends: application/octet-stream parts named after files on disk.
     files = {
@@ -403,7 +404,7 @@ def test_decode_multipart_round_trip_with_preamble_and_epilogue() -> None:
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     body, content_type = tensors.encode_multipart({"x": x}, {"padding": 1}, boundary="b0und")
     assert content_type == "multipart/form-data; boundary=b0und"
-    parts = tensors.decode_multipart(b"preamble\r\n" + body + b"epilogue", "b0und")
+    parts = multipart.decode_multipart(b"preamble\r\n" + body + b"epilogue", "b0und")
     assert [(p.name, p.filename) for p in parts] == [("params", None), ("x", "x.npy")]
     assert json.loads(bytes(parts[0].data)) == {"padding": 1}
     np.testing.assert_array_equal(tensors.from_npy(parts[1].data), x)
@@ -427,7 +428,7 @@ def test_client_aligns_npy_data_in_the_body() -> None:
     arrays = {"x": np.ones((2, 3, 5), np.float32), "weight": np.ones((7,), np.float64)}
     body, content_type = tensors.encode_multipart(arrays, {"dtype": "float64"})
     base = np.frombuffer(body, np.uint8).ctypes.data
-    for part in tensors.decode_multipart(body, content_type.split("boundary=")[1])[1:]:
+    for part in multipart.decode_multipart(body, content_type.split("boundary=")[1])[1:]:
         arr = tensors.from_npy(part.data)
         assert (arr.ctypes.data - base) % 64 == 0
         np.testing.assert_array_equal(arr, arrays[part.name])
@@ -460,11 +461,11 @@ def test_part_headers_parse_the_same_cached_or_not() -> None:
     """Header blocks up to 1 KiB are parsed once and cached; longer ones every time."""
     short = b'Content-Disposition: form-data; name="x"; filename="x.npy"\r\nContent-Type: application/x-npy'
     long = b'Content-Disposition: form-data; name="x"; filename="' + b"f" * 2000 + b'.npy"'
-    assert tensors._part_headers(short) == tensors._part_headers(short) == ("x", "x.npy", NPY)
-    before = tensors._part_headers_cached.cache_info().currsize
-    assert tensors._part_headers(long) == ("x", "f" * 2000 + ".npy", "text/plain")
-    assert tensors._part_headers_cached.cache_info().currsize == before  # not kept
-    assert tensors._part_headers(b"Content-Type: text/plain") == (None, None, "text/plain")
+    assert multipart._part_headers(short) == multipart._part_headers(short) == ("x", "x.npy", NPY)
+    before = multipart._part_headers_cached.cache_info().currsize
+    assert multipart._part_headers(long) == ("x", "f" * 2000 + ".npy", "text/plain")
+    assert multipart._part_headers_cached.cache_info().currsize == before  # not kept
+    assert multipart._part_headers(b"Content-Type: text/plain") == (None, None, "text/plain")
 
 
 def test_large_npy_parts_split_where_their_header_says() -> None:
@@ -473,13 +474,13 @@ def test_large_npy_parts_split_where_their_header_says() -> None:
     rng = np.random.default_rng(4)
     arrays = {"x": rng.standard_normal((3, 300, 400)).astype(np.float32), "weight": np.ones((5, 3, 3, 3))}
     body, content_type = tensors.encode_multipart(arrays, {"padding": 1})
-    parts = tensors.decode_multipart(body, content_type.split("boundary=")[1])
+    parts = multipart.decode_multipart(body, content_type.split("boundary=")[1])
     assert [p.name for p in parts] == ["params", "x", "weight"]
     for part in parts[1:]:
         np.testing.assert_array_equal(tensors.from_npy(part.data), arrays[part.name])
     x_start = body.index(b"\x93NUMPY")  # and the header was what found the end of x
     closing = b"\r\n--" + content_type.split("boundary=")[1].encode()
-    assert tensors._npy_part_end(body, x_start, closing) == x_start + parts[1].data.nbytes
+    assert multipart._npy_part_end(body, x_start, closing) == x_start + parts[1].data.nbytes
 
 
 @pytest.mark.parametrize(
@@ -497,7 +498,7 @@ def test_large_npy_part_whose_header_lies(shape_text: str, message: str) -> None
     payload = _npy_with_header(
         "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape_text + ", }", bytes(2_000_000)
     )
-    (part,) = tensors.decode_multipart(_one_part(payload), "bnd")
+    (part,) = multipart.decode_multipart(_one_part(payload), "bnd")
     assert part.data.nbytes == len(payload)
     with pytest.raises(tensors.TensorDecodeError, match=message):
         tensors.from_npy(part.data)
@@ -514,7 +515,7 @@ def test_large_npy_part_whose_header_lies(shape_text: str, message: str) -> None
 )
 def test_decode_multipart_refuses(body: bytes, message: str) -> None:
     with pytest.raises(tensors.TensorDecodeError, match=message):
-        tensors.decode_multipart(body, "b")
+        multipart.decode_multipart(body, "b")
 
 
 def test_malformed_multipart_is_400(client) -> None:
@@ -553,14 +554,14 @@ def test_live_chunked_upload(live_server) -> None:
 
 
 def test_other_multipart_views_keep_werkzeug_form_parsing(tmp_path) -> None:
-    """Only tensor_io views get the .npy treatment; an upload view reads request.files, and
+    """Only tensor views get the .npy treatment; an upload view reads request.files, and
     get_data() still works after the middleware read a JSON body."""
     from flask import request as flask_request
-    from mxconv_server import middleware
+    from mxconv_server.transport import io as view_io
 
     app = create_app({"data_dir": tmp_path})
 
-    @middleware.accepts("multipart/form-data")
+    @view_io.describe(view_io.ViewIO(accepts=frozenset({"multipart/form-data"})))
     def upload() -> dict:
         f = flask_request.files["image"]
         return {"name": f.filename, "size": len(f.read()), "note": flask_request.form["note"]}

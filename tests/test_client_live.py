@@ -39,7 +39,9 @@ def test_conv2d_large_matches_oracle_on_every_transport(live_server, transport: 
     x = rng.standard_normal((2, 4, 40, 40))  # over the client's binary threshold
     w = rng.standard_normal((6, 2, 3, 3))
     b = rng.standard_normal(6)
-    result = api.conv2d_result(x, w, b, padding=[1, 0, 2, 1], padding_mode="circular", groups=2, stride=2)
+    result = api.conv2d(
+        x, w, b, padding=[1, 0, 2, 1], padding_mode="circular", groups=2, stride=2, detailed=True
+    )
     expected = oracle.conv2d(x, w, b, pads=(1, 0, 2, 1), padding_mode="circular", groups=2, stride=(2, 2))
     np.testing.assert_allclose(result.y, expected, atol=1e-3)
     assert result.flops > 0 and result.shape == list(expected.shape)
@@ -193,7 +195,7 @@ def test_npy_answers_are_received_into_a_writable_buffer(live_server) -> None:
     assert isinstance(resp.content, bytearray)
     y = mxconv.tensors.from_npy(resp.content)
     np.testing.assert_allclose(y, oracle.conv2d(x, w, pads=(1,) * 4), rtol=1e-4, atol=1e-4)
-    result = api.conv2d_result(x, w, padding=1)
+    result = api.conv2d(x, w, padding=1, detailed=True)
     assert result.y.flags.writeable and not result.y.flags.owndata  # a view of the body: no copy
     np.testing.assert_array_equal(result.y, y)
 

@@ -359,7 +359,7 @@ def test_chunked_body_over_the_limit_is_413(strict_server: LiveServer) -> None:
 def test_a_body_received_into_a_buffer_is_streamed_without_a_copy() -> None:
     """A body received from the socket (a bytearray) stays readable as wsgi.input for anything
     that reads the stream, and the stream is a view of the buffer, not a copy of it."""
-    from mxconv_server.body import _ViewStream
+    from mxconv_server.transport.compat import _ViewStream
 
     data = bytearray(b"0123456789" * 1000)
     stream = _ViewStream(data)

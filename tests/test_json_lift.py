@@ -1,4 +1,4 @@
-"""mxconv.tensors.loads_json against orjson.loads itself: the same value for every document,
+"""mxconv.wire.b64.loads_json against orjson.loads itself: the same value for every document,
 the same error for every malformed one, whether or not base64 strings were lifted out."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pybase64
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mxconv import tensors
+from mxconv.wire import b64 as tensors
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""compute.signals against independent oracles: scipy.signal, the seed's closed forms, and
+"""compute.conv.conv1d and compute.lti against independent oracles: scipy.signal, the seed's closed forms, and
 plain numpy written here. Never against the implementation itself."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.signal
-from mxconv_server.compute import signals
+from mxconv_server.compute import conv, lti
 from mxconv_server.compute.errors import InvalidArgument, OverBudget
 
 # -- conv1d vs scipy.signal ------------------------------------------------------------------
@@ -51,7 +51,7 @@ def test_conv1d_random_cases_match_scipy(seed: int) -> None:
     x = rng.standard_normal((n, c, length))
     w = rng.standard_normal((o, c // groups, k))
     b = rng.standard_normal(o) if seed % 2 else None
-    y = signals.conv1d(
+    y = conv.conv1d(
         x,
         w,
         b,
@@ -72,14 +72,14 @@ def test_conv1d_random_cases_match_scipy(seed: int) -> None:
 def test_conv1d_named_padding_is_scipy_convolve(k: int, mode: str) -> None:
     rng = np.random.default_rng(k)
     x, w = rng.standard_normal(17), rng.standard_normal(k)
-    y = signals.conv1d(x, w, padding=mode, flip=True, dtype="float64")
+    y = conv.conv1d(x, w, padding=mode, flip=True, dtype="float64")
     np.testing.assert_allclose(y, scipy.signal.convolve(x, w, mode=mode), atol=1e-12)
 
 
 @pytest.mark.parametrize("k", [2, 3, 4])
 def test_conv1d_same_cross_correlation_puts_the_extra_sample_right(k: int) -> None:
     x, w = np.arange(1.0, 10.0), np.arange(1.0, k + 1.0)
-    y = signals.conv1d(x, w, padding="same", dtype="float64")
+    y = conv.conv1d(x, w, padding="same", dtype="float64")
     left, right = (k - 1) // 2, k // 2
     np.testing.assert_allclose(y, scipy.signal.correlate(np.pad(x, (left, right)), w, mode="valid"))
 
@@ -87,10 +87,10 @@ def test_conv1d_same_cross_correlation_puts_the_extra_sample_right(k: int) -> No
 def test_conv1d_shapes_and_float32() -> None:
     x = np.random.default_rng(0).standard_normal((3, 20)).astype(np.float32)
     w = np.ones((4, 3, 5), dtype=np.float32)
-    assert signals.conv1d(x, w).shape == (4, 16)
-    assert signals.conv1d(x[0], np.ones(3)).shape == (18,)
-    assert signals.conv1d(x[0], np.ones((2, 3))).shape == (2, 18)  # (O,k) over one channel
-    y = signals.conv1d(x, np.ones((3, 5)), padding=[2, 2], padding_mode="circular")  # (C,k): one filter
+    assert conv.conv1d(x, w).shape == (4, 16)
+    assert conv.conv1d(x[0], np.ones(3)).shape == (18,)
+    assert conv.conv1d(x[0], np.ones((2, 3))).shape == (2, 18)  # (O,k) over one channel
+    y = conv.conv1d(x, np.ones((3, 5)), padding=[2, 2], padding_mode="circular")  # (C,k): one filter
     wrapped = np.concatenate([x[:, -2:], x, x[:, :2]], axis=1)
     np.testing.assert_allclose(y[0], scipy.signal.correlate(wrapped.sum(0), np.ones(5), "valid"), atol=1e-4)
 
@@ -114,7 +114,7 @@ def test_conv1d_shapes_and_float32() -> None:
 )
 def test_conv1d_bad_arguments_name_the_field(x_shape, w_shape, kwargs, field) -> None:
     with pytest.raises(InvalidArgument) as info:
-        signals.plan_conv1d(x_shape, w_shape, **kwargs)
+        conv.plan_conv1d(x_shape, w_shape, **kwargs)
     assert info.value.field == field
 
 
@@ -135,7 +135,7 @@ FIRST = {"kind": "first_order", "T": 1.0}
 
 @pytest.mark.parametrize("tau", [0.3, 1.0, 2.5])
 def test_seed_step_response(tau: float) -> None:
-    r = signals.lti_response({"kind": "step"}, {"kind": "first_order", "T": tau}, dt=0.01, duration=6)
+    r = lti.lti_response({"kind": "step"}, {"kind": "first_order", "T": tau}, dt=0.01, duration=6)
     exact = seed_step(r.t, tau)
     np.testing.assert_allclose(r.y, exact, atol=2e-4)
     np.testing.assert_allclose(r.h, np.exp(-r.t / tau) / tau, rtol=1e-12)
@@ -147,7 +147,7 @@ def test_seed_step_response(tau: float) -> None:
 
 @pytest.mark.parametrize("tau", [0.3, 1.0, 2.5])
 def test_seed_window_response(tau: float) -> None:
-    r = signals.lti_response(
+    r = lti.lti_response(
         {"kind": "window", "start": 0, "width": 1}, {"kind": "first_order", "T": tau}, dt=0.01, duration=6
     )
     exact = seed_window(r.t, tau)
@@ -158,7 +158,7 @@ def test_seed_window_response(tau: float) -> None:
 
 
 def _error(inp, system, dt, exact):
-    r = signals.lti_response(inp, system, dt=dt, duration=4)
+    r = lti.lti_response(inp, system, dt=dt, duration=4)
     return float(np.max(np.abs(r.y - exact(r.t))))
 
 
@@ -184,10 +184,10 @@ def test_error_falls_at_second_order(inp, exact) -> None:
 
 
 def test_impulse_is_a_discrete_delta_of_area_one() -> None:
-    r = signals.lti_response({"kind": "impulse"}, FIRST, dt=0.05, duration=3)
+    r = lti.lti_response({"kind": "impulse"}, FIRST, dt=0.05, duration=3)
     np.testing.assert_allclose(r.y, np.exp(-r.t), atol=1e-14)  # y = h exactly, not h/2
     assert r.x[0] * r.dt == pytest.approx(1.0) and not r.x[1:].any()
-    r = signals.lti_response({"kind": "impulse", "area": 3}, FIRST, dt=0.05, duration=3)
+    r = lti.lti_response({"kind": "impulse", "area": 3}, FIRST, dt=0.05, duration=3)
     np.testing.assert_allclose(r.y, 3 * np.exp(-r.t), atol=1e-13)
 
 
@@ -198,7 +198,7 @@ def test_window_edges_off_the_grid_stay_second_order() -> None:
     inp = {"kind": "window", "start": 0.333, "width": 1}
     errors = [_error(inp, FIRST, dt, exact) for dt in (0.04, 0.02, 0.01)]
     assert 3.6 < errors[0] / errors[1] < 4.4 and 3.6 < errors[1] / errors[2] < 4.4, errors
-    r = signals.lti_response(inp, FIRST, dt=0.01, duration=3)
+    r = lti.lti_response(inp, FIRST, dt=0.01, duration=3)
     assert r.max_abs_error is not None and r.max_abs_error < 1e-5 and not r.notes
 
 
@@ -227,9 +227,9 @@ def test_transfer_function_matches_scipy_lsim(seed: int) -> None:
     ]
     inp = kinds[seed % 3]
     system = {"kind": "transfer_function", "num": num.tolist(), "den": den.tolist()}
-    r = signals.lti_response(inp, system, dt=0.005, duration=6)
-    lti = scipy.signal.lti(num, den)
-    _, h_ref = scipy.signal.impulse(lti, T=r.t)
+    r = lti.lti_response(inp, system, dt=0.005, duration=6)
+    reference = scipy.signal.lti(num, den)
+    _, h_ref = scipy.signal.impulse(reference, T=r.t)
     np.testing.assert_allclose(r.h, h_ref, atol=1e-9 * max(1, np.abs(h_ref).max()))
     if inp["kind"] == "step":
         u = np.full_like(r.t, 1.5)
@@ -237,7 +237,7 @@ def test_transfer_function_matches_scipy_lsim(seed: int) -> None:
         u = 0.5 * r.t
     else:
         u = np.sin(2 * np.pi * 0.7 * r.t)
-    _, y_ref, _ = scipy.signal.lsim(lti, u, r.t)
+    _, y_ref, _ = scipy.signal.lsim(reference, u, r.t)
     np.testing.assert_allclose(r.y, y_ref, atol=1e-4 * max(1, np.abs(y_ref).max()))
 
 
@@ -245,7 +245,7 @@ def test_transfer_function_matches_scipy_lsim(seed: int) -> None:
 def test_second_order_step_matches_scipy(zeta: float) -> None:
     wn, gain = 3.0, 2.0
     system = {"kind": "second_order", "wn": wn, "zeta": zeta, "gain": gain}
-    r = signals.lti_response({"kind": "step"}, system, dt=0.005, duration=5)
+    r = lti.lti_response({"kind": "step"}, system, dt=0.005, duration=5)
     _, y_ref = scipy.signal.step(([gain * wn * wn], [1, 2 * zeta * wn, wn * wn]), T=r.t)
     np.testing.assert_allclose(r.y, y_ref, atol=2e-4)
     assert r.y_analytic is not None
@@ -257,7 +257,7 @@ def test_custom_input_and_h_match_a_numpy_trapezoid() -> None:
     rng = np.random.default_rng(7)
     dt = 0.1
     x, h = rng.standard_normal(40), rng.standard_normal(25)
-    r = signals.lti_response(
+    r = lti.lti_response(
         {"kind": "custom", "samples": x}, {"kind": "custom", "h": h, "t0": 0.2}, dt=dt, duration=4.9
     )
     n_t = len(r.t)
@@ -276,7 +276,7 @@ def test_expm_matches_scipy() -> None:
     for scale in (0.01, 1, 30):
         a = rng.standard_normal((5, 5)) * scale
         ref = scipy.linalg.expm(a)
-        np.testing.assert_allclose(signals.expm(a), ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+        np.testing.assert_allclose(lti.expm(a), ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize(
@@ -303,10 +303,10 @@ def test_expm_matches_scipy() -> None:
 )
 def test_lti_bad_arguments_name_the_field(inp, system, dt, duration, field) -> None:
     with pytest.raises(InvalidArgument) as info:
-        signals.lti_response(inp, system, dt=dt, duration=duration)
+        lti.lti_response(inp, system, dt=dt, duration=duration)
     assert info.value.field == field
 
 
 def test_lti_grid_over_budget() -> None:
     with pytest.raises(OverBudget, match="dt"):
-        signals.lti_response({"kind": "step"}, FIRST, dt=1e-4, duration=10, max_samples=20_000)
+        lti.lti_response({"kind": "step"}, FIRST, dt=1e-4, duration=10, max_samples=20_000)

@@ -27,7 +27,9 @@ def api(live_server) -> mxconv.Client:
 def test_conv1d_batched_grouped_matches_scipy(api: mxconv.Client) -> None:
     rng = np.random.default_rng(5)
     x, w, b = rng.standard_normal((2, 4, 300)), rng.standard_normal((6, 2, 9)), rng.standard_normal(6)
-    result = api.conv1d_result(x, w, b, groups=2, padding=(3, 5), stride=2, flip=True, dtype="float64")
+    result = api.conv1d(
+        x, w, b, groups=2, padding=(3, 5), stride=2, flip=True, dtype="float64", detailed=True
+    )
     expected = np.array(
         [
             [

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from typing_extensions import Unpack
 
 from . import errors, schemas
-
-if TYPE_CHECKING:
-    from .client import ArrayLike, Client
+from ._transport import ArrayLike, Transport, as_json, wire_value
+from .schemas.geometry import GeometryOptions
 
 
 class JobTimeoutError(errors.MxconvError):
@@ -32,7 +33,7 @@ class JobTimeoutError(errors.MxconvError):
 class Jobs:
     """The /v1/jobs resource."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Transport) -> None:
         self._client = client
 
     def submit(
@@ -43,11 +44,6 @@ class Jobs:
         kernel_size: int | tuple[int, int],
         out_channels: int = 1,
         in_channels: int | None = None,
-        stride: int | tuple[int, int] = 1,
-        padding: int | str | tuple[int, ...] = 0,
-        padding_mode: str = "zeros",
-        dilation: int | tuple[int, int] = 1,
-        groups: int = 1,
         bias: bool = True,
         optimizer: str = "sgd",
         learning_rate: float = 0.03,
@@ -61,29 +57,25 @@ class Jobs:
         initial_bias: ArrayLike | None = None,
         name: str | None = None,
         idempotency_key: str | None = None,
+        **geometry: Unpack[GeometryOptions],
     ) -> schemas.Job:
         """Submit a training job: learn a Conv2D so that layer(x) ≈ y. Returns at once.
 
-        Retries are safe: every submit carries an ``Idempotency-Key`` (a fresh one unless
-        given), so a retried request returns the job the first one created.
+        ``geometry``: the layer's ``stride``, ``padding``, ``padding_mode``, ``dilation``,
+        ``groups`` and ``flip``, as for ``Client.conv2d``. Retries are safe: every submit
+        carries an ``Idempotency-Key`` (a fresh one unless given), so a retried request returns
+        the job the first one created.
         """
-        from .client import _pair, _wire
-
         layer: dict[str, Any] = {
             "out_channels": out_channels,
-            "kernel_size": _pair(kernel_size),
-            "stride": _pair(stride),
-            "padding": padding if isinstance(padding, (int, str)) else list(padding),
-            "padding_mode": padding_mode,
-            "dilation": _pair(dilation),
-            "groups": groups,
+            **as_json({"kernel_size": kernel_size, **geometry}),
             "bias": bias,
         }
         if in_channels is not None:
             layer["in_channels"] = in_channels
         body: dict[str, Any] = {
-            "x": _wire(x, "float32"),
-            "y": _wire(y, "float32"),
+            "x": wire_value(x, "float32"),
+            "y": wire_value(y, "float32"),
             "layer": layer,
             "optimizer": optimizer,
             "learning_rate": learning_rate,
@@ -100,9 +92,9 @@ class Jobs:
                 else dict(early_stopping)
             )
         if initial_weight is not None:
-            body["initial_weight"] = _wire(initial_weight, "float32")
+            body["initial_weight"] = wire_value(initial_weight, "float32")
         if initial_bias is not None:
-            body["initial_bias"] = _wire(initial_bias, "float32")
+            body["initial_bias"] = wire_value(initial_bias, "float32")
         if name is not None:
             body["name"] = name
         return self.submit_spec(body, idempotency_key=idempotency_key)

@@ -8,12 +8,13 @@ import orjson
 from flask import Response
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info
-from mxconv import tensors
+from mxconv.wire import b64
 
-from . import __version__, binary, errors, logs, metrics, middleware
+from . import __version__, errors, logs, metrics, middleware
 from .compute import cost, device
 from .config import Settings
-from .spec import MxconvOpenAPI
+from .transport import compat, openapi
+from .transport.openapi import MxconvOpenAPI
 
 
 class OrjsonProvider(JSONProvider):
@@ -27,13 +28,13 @@ class OrjsonProvider(JSONProvider):
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         # Long base64 tensors are lifted out before orjson parses the rest (3.5 -> ~1 ms for
-        # a 6.4 MB tensor; mxconv.tensors.loads_json), with orjson's result and errors.
-        return tensors.loads_json(s)
+        # a 6.4 MB tensor; mxconv.wire.b64.loads_json), with orjson's result and errors.
+        return b64.loads_json(s)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """orjson's bytes as the body, without the round trip through ``str`` that Flask's
         default makes (decode, then encode again: 1 ms on an 8 MB base64 result)."""
-        obj = self._prepare_response_obj(args, kwargs)
+        obj = compat.response_obj(self, args, kwargs)
         body = orjson.dumps(obj, option=self.options | orjson.OPT_APPEND_NEWLINE, default=_default)
         return self._app.response_class(body, mimetype="application/json")  # type: ignore[no-any-return]
 
@@ -70,14 +71,18 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> MxconvOpenAPI
     middleware.register(app)
     metrics.register(app)
 
-    from .api import conv, images, jobs, meta, playground, signals
+    from .api import compute, images, jobs, meta, playground
 
-    app.register_api(conv.bp)
-    app.register_api(signals.bp)
+    app.register_api(
+        compute.blueprint(
+            readers={"images/filter": images.read_filter_request},
+            extensions={"images/filter": images.filter_openapi()},
+        )
+    )
     app.register_api(images.bp)
     app.register_api(meta.bp)
     app.register_blueprint(playground.bp)
     jobs.register(app)
     meta.register_spec_route(app)
-    binary.document(app)  # last: after every blueprint is registered
+    openapi.document(app)  # last: after every blueprint is registered
     return app

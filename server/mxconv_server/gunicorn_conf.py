@@ -12,13 +12,12 @@ import signal
 import tempfile
 from typing import Any
 
-import gunicorn.http.wsgi
-import gunicorn.util
 from mxconv import sockets
 
 from mxconv_server import logs
 from mxconv_server.config import Settings
 from mxconv_server.errors import raw_error_response
+from mxconv_server.transport import compat
 from mxconv_server.watchdog import GRACE_SECONDS
 
 _settings = Settings()
@@ -108,11 +107,6 @@ def post_fork(server: Any, worker: Any) -> None:
 
 control_socket_disable = True  # several services (and tests) may share this host
 
-# No server banner: gunicorn answers "Server: gunicorn" on every response (older releases added
-# the version). Name the service instead; workers are forked from this master, so they inherit
-# the patched module global.
-gunicorn.http.wsgi.SERVER = "mxconv"
-
 _GUNICORN_CODES = {400: "malformed_request", 414: "uri_too_long", 431: "headers_too_large"}
 
 
@@ -120,7 +114,9 @@ def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> Non
     """gunicorn answers requests it cannot parse (request line over 4094 bytes, bad headers)
     itself, in HTML; answer in mxconv's one error shape instead, so clients and the spec hold."""
     code = _GUNICORN_CODES.get(status_int, "internal_error" if status_int >= 500 else "error")
-    gunicorn.util.write_nonblock(sock, raw_error_response(status_int, code, f"{reason}: {mesg}"))
+    compat.write_nonblock(sock, raw_error_response(status_int, code, f"{reason}: {mesg}"))
 
 
-gunicorn.util.write_error = _write_json_error
+# No server banner (gunicorn answers "Server: gunicorn"; older releases added the version), and
+# its own errors in mxconv's shape. Workers are forked from this master: they inherit both.
+compat.patch_gunicorn(_write_json_error)

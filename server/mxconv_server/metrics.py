@@ -66,6 +66,11 @@ FLOPS = Counter(
     "Floating-point operations served, as the compute endpoints report them in 'flops', by endpoint.",
     ["endpoint"],
 )
+FAST_PATHS = Counter(
+    "mxconv_fast_path_total",
+    "Times each fast path through a library's internals was taken (transport/compat.py).",
+    ["path"],
+)
 
 
 def endpoint_label() -> str:
@@ -89,6 +94,10 @@ def observe_compute(seconds: float) -> None:
 
 def count_flops(flops: int) -> None:
     FLOPS.labels(endpoint_label()).inc(flops)
+
+
+def count_fast_path(path: str) -> None:
+    FAST_PATHS.labels(path).inc()
 
 
 @runtime_checkable

@@ -7,17 +7,16 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask, Request, Response, g, request
 
-from . import binary, metrics
-from .body import buffer_request_body
+from . import metrics
 from .errors import ApiError
+from .transport import codec, compat, io
+from .transport.body import buffer_request_body
 
 log = logging.getLogger("mxconv.access")
-F = TypeVar("F", bound=Callable[..., Any])
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Reachable without a key even when MXCONV_API_KEYS is set: probes must not need secrets, and
@@ -36,21 +35,6 @@ DOC_ENDPOINTS = frozenset(
     }
 )
 PUBLIC_ENDPOINTS = HEALTH_ENDPOINTS | DOC_ENDPOINTS | {"playground.index", "playground.static"}
-
-
-def accepts(*mimetypes: str) -> Callable[[F], F]:
-    """Mark a view as taking bodies of these types besides JSON (multipart, images ...)."""
-
-    def mark(view: F) -> F:
-        view.accepts = frozenset(mimetypes)  # type: ignore[attr-defined]
-        return view
-
-    return mark
-
-
-def _accepted(app: Flask) -> frozenset[str]:
-    view = app.view_functions.get(request.endpoint or "")
-    return frozenset({"application/json"}) | getattr(view, "accepts", frozenset())
 
 
 def _check_api_key(keys: list[str]) -> None:
@@ -77,33 +61,46 @@ def _parse_json_body(app: Flask) -> None:
     mimetype = request.mimetype
     if not mimetype:
         raise ApiError(415, "missing Content-Type; send 'Content-Type: application/json'")
-    accepted = _accepted(app)
+    accepted = frozenset({io.JSON}) | io.of(app.view_functions.get(request.endpoint or "")).accepts
     if mimetype not in accepted:
         raise ApiError(415, f"Content-Type {mimetype!r} is not accepted here; send one of {sorted(accepted)}")
     if mimetype == "application/json":
         # The body is already buffered (buffer_request_body); parse it with the app's JSON
         # parser. A parse error is a 400 with the parser's reason.
-        data = binary.read_body(request)
+        data = codec.read_body(request)
         try:
-            request.set_body(app.json.loads(data))  # type: ignore[attr-defined]
+            compat.set_json_body(request, app.json.loads(data))
         except ValueError as e:
             raise ApiError(400, f"request body is not valid JSON: {e}") from None
-    elif mimetype == binary.MULTIPART and binary.is_tensor_view(
-        app.view_functions.get(request.endpoint or "")
-    ):
+    elif mimetype == io.MULTIPART and io.of(app.view_functions.get(request.endpoint or "")).tensors:
         # .npy parts + a JSON params part become the dict a JSON body would have given, so the
         # view's pydantic model validates both transports the same way. Other views that accept
         # multipart (file uploads) keep werkzeug's request.form / request.files.
-        request.set_body(binary.form_body(request))  # type: ignore[attr-defined]
+        compat.set_json_body(request, codec.form_body(request))
+
+
+#: The API's routes: content negotiation applies to these (pages and /metrics answer as they do).
+API_PREFIXES = ("/v1/", "/v2/")
+
+
+def _check_accept(app: Flask) -> None:
+    """406 before any work for an Accept header this endpoint can answer none of."""
+    rule = request.url_rule
+    if rule is None or not rule.rule.startswith(API_PREFIXES):
+        return
+    view_io = io.of(app.view_functions.get(request.endpoint or ""))
+    if io.negotiated(view_io) is None:
+        offers = ", ".join(view_io.produces)
+        raise ApiError(
+            406,
+            f"Accept: {request.headers.get('Accept', '')!r} allows none of what this endpoint answers "
+            f"({offers}); send Accept: {view_io.produces[0]}, or no Accept header",
+        )
 
 
 class MxconvRequest(Request):
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         raise ApiError(400, f"request body is not valid JSON: {e}")
-
-    def set_body(self, obj: Any) -> None:
-        """Stand ``obj`` in for the parsed JSON body (what views and flask-openapi3 read)."""
-        self._cached_json = (obj, obj)
 
 
 def register(app: Flask) -> None:
@@ -117,6 +114,7 @@ def register(app: Flask) -> None:
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         if keys and request.endpoint not in PUBLIC_ENDPOINTS and request.method != "OPTIONS":
             _check_api_key(keys)
+        _check_accept(app)
         settings = app.config["MXCONV"]
         buffer_request_body(request, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
         _parse_json_body(app)

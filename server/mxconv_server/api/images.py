@@ -1,26 +1,26 @@
-"""Image filtering with kernel presets or custom matrices, and the list of presets."""
+"""The kernel presets, and how /v1/images/filter reads an image: a PNG or JPEG body, a
+multipart upload, or JSON pixels (the operation itself is ``ops.images``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from flask import Response, jsonify, request
+from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 from mxconv.schemas import (
     ErrorResponse,
     ImageFilterOptions,
     ImageFilterRequest,
-    ImageFilterResult,
     KernelList,
     KernelPreset,
 )
 from pydantic import BaseModel, Field
 
-from .. import imaging, metrics, middleware
+from .. import imaging
 from ..compute import images
 from ..errors import ApiError
-from ..spec import produces
+from ..ops.images import FilterInput
 from . import common
 
 bp = APIBlueprint("images", __name__, url_prefix="/v1", abp_tags=[Tag(name="images")])
@@ -39,7 +39,7 @@ class KernelQuery(BaseModel):
     sigma: float | None = Field(None, gt=0, le=10, description="gaussian: standard deviation.")
 
 
-def _options_schema() -> dict[str, Any]:
+def filter_openapi() -> dict[str, Any]:
     schema = ImageFilterOptions.model_json_schema()
     return {
         "parameters": [
@@ -78,8 +78,8 @@ def _first_values(multi: Any) -> dict[str, Any]:
     return {key: multi.get(key) for key in multi}
 
 
-def _read_request() -> tuple[np.ndarray, ImageFilterOptions]:
-    """(pixels as (C,H,W) 0-255, options) from a JSON, multipart or raw image body."""
+def read_filter_request() -> FilterInput:
+    """The pixels as (C,H,W) 0-255, and the options, from a JSON, multipart or raw image body."""
     s = common.settings()
     mimetype = request.mimetype
     if mimetype == "application/json":
@@ -107,7 +107,7 @@ def _read_request() -> tuple[np.ndarray, ImageFilterOptions]:
         if options.grayscale and arr.shape[0] > 1:
             # Pillow's L = R * 299/1000 + G * 587/1000 + B * 114/1000 (alpha dropped)
             arr = np.tensordot([0.299, 0.587, 0.114], arr[:3], axes=1)[None] if arr.shape[0] >= 3 else arr[:1]
-        return arr.astype(np.float32), options
+        return FilterInput(arr.astype(np.float32), options)
     if mimetype == "multipart/form-data":
         upload = request.files.get(FILE_FIELD)
         if upload is None and len(request.files) == 1:
@@ -123,47 +123,7 @@ def _read_request() -> tuple[np.ndarray, ImageFilterOptions]:
     decoded = imaging.decode(
         data, max_pixels=s.max_image_pixels, max_elements=s.max_tensor_elements, grayscale=options.grayscale
     )
-    return decoded.pixels, options
-
-
-def _wants_json() -> bool:
-    best = request.accept_mimetypes.best_match(["image/png", "application/json"], default="image/png")
-    return best == "application/json"
-
-
-@bp.post(
-    "/images/filter",
-    responses={200: ImageFilterResult, **common.COMPUTE_ERRORS},
-    openapi_extensions=_options_schema(),
-)
-@middleware.accepts(*IMAGE_TYPES, "multipart/form-data")
-@produces("image/png")  # the default answer; JSON (ImageFilterResult) with Accept: application/json
-def filter_image() -> Any:
-    """Filter a PNG or JPEG (raw body or multipart field "image", or JSON pixels) with a preset
-    or custom kernel, channel by channel. Answers a PNG, or with `Accept: application/json`
-    the float output before mapping to 0-255."""
-    pixels, opt = _read_request()
-    kernel, default_mapping = images.resolve_kernel(opt.kernel, size=opt.size, sigma=opt.sigma)
-    mapping = opt.mapping or default_mapping
-    common.check_inputs(image=pixels, kernel=kernel)
-    plan = images.plan_filter(
-        pixels.shape, kernel.shape, stride=opt.stride, padding=opt.padding, padding_mode=opt.padding_mode
-    )
-    common.check_plan(plan)
-    y, ms = common.timed(lambda: images.filter_channels(pixels, kernel, plan, ctx=common.device()))
-    if _wants_json():
-        out = y[0] if y.shape[0] == 1 else y.transpose(1, 2, 0)
-        result = common.tensor_result(out, opt.output_encoding, plan.flops, ms)
-        result.update(kernel=kernel.tolist(), mapping=mapping)
-        resp = jsonify(result)
-        resp.headers["Vary"] = "Accept"
-        return resp
-    metrics.count_flops(plan.flops)  # the JSON answer above counts them in common.tensor_result
-    resp = Response(imaging.encode_png(images.to_uint8(y, mapping)), mimetype="image/png")
-    resp.headers["X-Mxconv-Mapping"] = mapping
-    resp.headers["X-Mxconv-Elapsed-Ms"] = f"{ms:.3f}"
-    resp.headers["Vary"] = "Accept"
-    return resp
+    return FilterInput(decoded.pixels, options)
 
 
 def _preset(name: str, size: int | None = None, sigma: float | None = None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 from collections.abc import Callable
 from typing import Any
@@ -12,9 +13,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from mxconv.schemas import ErrorResponse, Health, Info
 
 from .. import __version__
-from ..compute import conv
 from ..compute import device as devices
-from ..compute.mx import mxnet
 from . import common
 
 bp = APIBlueprint("meta", __name__, url_prefix="/v1", abp_tags=[Tag(name="service")])
@@ -40,6 +39,8 @@ def ready_checks(app: Flask) -> dict[str, ReadyCheck]:
 
 
 def _mxnet_answers() -> None:
+    from ..compute import conv
+
     y = conv.corr2d(np.eye(2), np.ones((1, 1)), ctx=common.device())
     if not np.allclose(y, np.eye(2)):
         raise RuntimeError("MXNet returned a wrong answer for a 2x2 identity")
@@ -74,7 +75,7 @@ def info() -> dict[str, Any]:
         "version": __version__,
         "versions": {
             "mxconv": __version__,
-            "mxnet": mxnet.__version__,
+            "mxnet": importlib.metadata.version("mxnet"),
             "numpy": np.__version__,
             "python": platform.python_version(),
         },

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import conv
+from . import plan as planning
 from .errors import InvalidArgument
 from .mx import mxnet as mx
 
@@ -170,36 +171,48 @@ def plan_filter(
     image_shape: tuple[int, int, int],
     kernel_shape: tuple[int, ...],
     *,
-    stride: conv.Pair = 1,
-    padding: conv.PaddingSpec = "same",
+    stride: planning.Pair = 1,
+    padding: planning.PaddingSpec = "same",
     padding_mode: str = "replicate",
-) -> conv.Conv2dPlan:
+    dilation: planning.Pair = 1,
+    flip: bool = False,
+    groups: int = 1,
+) -> planning.Conv2dPlan:
     """Each of the C channels is one batch item of a single-filter conv2d.
 
     ``"same"`` works with any stride here: the image is padded as for stride 1 (an even
-    kernel's extra row/column bottom/right), then every stride-th output is kept, so the
-    output is ceil(H / stride) x ceil(W / stride).
+    kernel's extra row/column bottom/right, top/left with flip), then every stride-th output
+    is kept, so the output is ceil(H / stride) x ceil(W / stride).
     """
     c, h, w = image_shape
+    if groups != 1:
+        raise InvalidArgument("groups", "images are filtered channel by channel: groups must be 1")
     if padding == "same" and len(kernel_shape) == 2:
-        kh, kw = kernel_shape
-        padding = [(kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2]
-    return conv.plan_conv2d(
-        (c, 1, h, w), (1, 1, *kernel_shape), stride=stride, padding=padding, padding_mode=padding_mode
+        padding = list(planning.same_padding(kernel_shape, dilation, flip))  # type: ignore[arg-type]
+    return planning.plan_conv2d(
+        (c, 1, h, w),
+        (1, 1, *kernel_shape),
+        stride=stride,
+        padding=padding,
+        padding_mode=padding_mode,
+        dilation=dilation,
+        flip=flip,
     )
 
 
 def filter_channels(
     pixels: npt.ArrayLike,
     kernel: npt.ArrayLike,
-    plan: conv.Conv2dPlan,
+    plan: planning.Conv2dPlan,
     *,
+    flip: bool = False,
     ctx: mx.Context | None = None,
 ) -> npt.NDArray[np.float32]:
     """Cross-correlate every channel of a (C, H, W) image with one 2-D kernel: (C, Ho, Wo)."""
     x = np.asarray(pixels, dtype=np.float32)
     c, h, w = x.shape
-    y = conv.conv2d(x.reshape(c, 1, h, w), np.asarray(kernel), dtype="float32", ctx=ctx, plan=plan)
+    k = np.asarray(kernel)
+    y = conv.conv2d(x.reshape(c, 1, h, w), k, flip=flip, dtype="float32", ctx=ctx, plan=plan)
     return y.reshape(c, y.shape[-2], y.shape[-1]).astype(np.float32, copy=False)
 
 

@@ -31,7 +31,6 @@ TILE_SECONDS = 0.1
 #: because wrapping a buffer through DLPack has a fixed cost (~25 us, measured) that a copy of a
 #: small array (~16 us for the seed's 3x3) undercuts.
 ZERO_COPY_MIN_BYTES = 128 * 1024
-NUMPY_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 def as_input(x: npt.NDArray[Any], dtype: str, ctx: mx.Context) -> Any:
@@ -127,13 +126,6 @@ def gemm_1x1(data: Any, weight: Any, bias: Any, dtype: str) -> npt.NDArray[Any]:
         nd.broadcast_add(out, bias.reshape((1, o, 1)), out=out)
     out.wait_to_read()
     return y.reshape(n, o, h, w)
-
-
-def pad_numpy(x: npt.NDArray[Any], pads: tuple[int, int, int, int], mode: str) -> npt.NDArray[Any]:
-    top, bottom, left, right = pads
-    if not any(pads):
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=NUMPY_PAD_MODES[mode])  # type: ignore[call-overload, no-any-return]
 
 
 def pieces(n: int, rows: int, seconds: float) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:

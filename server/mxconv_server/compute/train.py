@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import conv, cost
+from . import cost
+from . import plan as planning
 from .errors import InvalidArgument
 from .mx import mxnet as mx
 from .mx import nd
+from .padding import pad as pad_input
 
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("l2", "mse", "l1")
@@ -41,12 +43,12 @@ class TimeLimitExceeded(TrainingStopped):
 @dataclass(frozen=True)
 class TrainConfig:
     out_channels: int
-    kernel_size: conv.Pair
+    kernel_size: planning.Pair
     in_channels: int | None = None  # None: x's channel count
-    stride: conv.Pair = 1
-    padding: conv.PaddingSpec = 0
+    stride: planning.Pair = 1
+    padding: planning.PaddingSpec = 0
     padding_mode: str = "zeros"
-    dilation: conv.Pair = 1
+    dilation: planning.Pair = 1
     groups: int = 1
     use_bias: bool = True
     optimizer: str = "sgd"
@@ -63,7 +65,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainPlan:
-    conv: conv.Conv2dPlan
+    conv: planning.Conv2dPlan
     y_shape: tuple[int, int, int, int]  # y as (N, O, Ho, Wo)
     batch_size: int
     batches_per_epoch: int
@@ -81,7 +83,7 @@ class TrainPlan:
         """The cost model's time for ``epochs`` epochs, every one of them run (early stopping
         may end sooner). Gluon's Conv2D runs oneDNN's direct kernel forward and backward (no
         phase split), about three forward passes, plus a fixed cost per optimizer step."""
-        forward = cost.direct(conv.cost_shape(self.conv, dtype, mx.cpu())).seconds
+        forward = cost.direct(planning.cost_shape(self.conv, dtype, "cpu")).seconds
         return epochs * (3 * forward + self.batches_per_epoch * STEP_SECONDS)
 
 
@@ -137,7 +139,7 @@ class TrainResult:
 
 def _as4(name: str, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     try:
-        return conv._x_as_4d(shape)
+        return planning.x_as_4d(shape)
     except InvalidArgument:
         raise InvalidArgument(
             name, f"expected (H,W), (C,H,W) or (N,C,H,W), got shape {list(shape)}"
@@ -166,7 +168,7 @@ def plan_training(
             f"groups={cfg.groups} must divide both the input channels ({c}) and out_channels "
             f"({cfg.out_channels})",
         )
-    kh, kw = conv._pair("layer.kernel_size", cfg.kernel_size, 1)
+    kh, kw = planning.pair("layer.kernel_size", cfg.kernel_size, 1)
     weight_shape = (cfg.out_channels, c // cfg.groups, kh, kw)
     if initial_weight_shape is not None:
         iw = tuple(initial_weight_shape)
@@ -183,7 +185,7 @@ def plan_training(
                 "initial_bias", f"expected shape [{cfg.out_channels}], got {list(initial_bias_shape)}"
             )
     try:
-        plan = conv.plan_conv2d(
+        plan = planning.plan_conv2d(
             (n, c, *tuple(x_shape)[-2:]),
             weight_shape,
             (cfg.out_channels,) if cfg.use_bias else None,
@@ -276,10 +278,8 @@ def train(
 
     p = plan.conv
     o, cg, kh, kw = p.weight_shape
-    data = nd.array(x_np.reshape(p.x_shape), ctx=ctx)
-    if any(p.pads):
-        # x is data, not a parameter: pad it once, in any mode, then convolve without padding.
-        data = conv._pad(data, p.pads, p.padding_mode)
+    # x is data, not a parameter: pad it once, in any mode, then convolve without padding.
+    data = nd.array(pad_input(x_np.reshape(p.x_shape), p.pads, p.padding_mode), ctx=ctx)
     label = nd.array(y_np.reshape(plan.y_shape), ctx=ctx)
     n = p.x_shape[0]
 

@@ -13,20 +13,23 @@ service to its spec:
 * 422 in the one error shape, replacing flask-openapi3's default (a list of pydantic
   errors, which mxconv never sends), and only where a request can be invalid;
 * 503 (a backend unavailable, with Retry-After) on every operation but the health checks;
-* the binary media types a view marked with :func:`produces` may answer 200 with, beside
-  the JSON model its ``responses`` declare.
+* the binary media types a view's :class:`.io.ViewIO` may answer 200 with, beside the JSON
+  model its ``responses`` declare, and the multipart ``.npy`` form and ``.npy`` answer of
+  every tensor view (:func:`document`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, get_type_hints
 
+from flask import Flask
 from flask_openapi3 import OpenAPI
 from mxconv.schemas import ErrorResponse
 
-from .middleware import PUBLIC_ENDPOINTS
+from ..middleware import PUBLIC_ENDPOINTS
+from . import io
+from .io import MULTIPART, NPY
 
 SECURITY_SCHEME = "bearerAuth"
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -43,17 +46,6 @@ _DESCRIPTIONS = {
     504: "The work ran past MXCONV_MAX_REQUEST_SECONDS and was stopped (deadline_exceeded).",
 }
 _BODY_METHODS = {"post", "put", "patch"}
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def produces(*mimetypes: str) -> Callable[[F], F]:
-    """Mark a view as answering 200 with these binary types too (content negotiation)."""
-
-    def mark(view: F) -> F:
-        view.produces = frozenset(mimetypes)  # type: ignore[attr-defined]
-        return view
-
-    return mark
 
 
 _CONVERTER = re.compile(r"<(?:[a-zA-Z_][a-zA-Z0-9_]*(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
@@ -99,7 +91,9 @@ def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, 
             if method not in {"get", "put", "post", "delete", "patch", "head", "options"}:
                 continue
             responses = op.setdefault("responses", {})
-            for mimetype in sorted(getattr(views.get((path, method)), "produces", ())):
+            for mimetype in io.of(views.get((path, method))).produces:
+                if mimetype == io.JSON:
+                    continue
                 ok = responses.setdefault("200", {"description": "OK"}).setdefault("content", {})
                 ok.setdefault(mimetype, {"schema": {"type": "string", "format": "binary"}})
             has_body = method in _BODY_METHODS or "requestBody" in op
@@ -122,6 +116,62 @@ def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, 
             for status in sorted(wanted):
                 responses.setdefault(str(status), _error(status))
     return spec
+
+
+def document(app: Flask) -> None:
+    """Add the multipart request form and the ``.npy`` response to every tensor_io operation
+    in the generated spec (flask-openapi3 describes only the JSON body by itself)."""
+    spec: dict[str, Any] = app.api_doc  # type: ignore[attr-defined]
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions.get(rule.endpoint)
+        if not io.of(view).tensors:
+            continue
+        path = rule.rule.replace("<", "{").replace(">", "}")
+        for method in sorted((rule.methods or set()) & {"POST", "PUT"}):
+            operation = spec.get("paths", {}).get(path, {}).get(method.lower())
+            if operation is None:
+                continue
+            _document_operation(operation, _body_model(view))
+
+
+def _body_model(view: Any) -> Any:
+    fn = view
+    while hasattr(fn, "__wrapped__") and "body" not in getattr(fn, "__annotations__", {}):
+        fn = fn.__wrapped__
+    try:
+        return get_type_hints(fn).get("body")
+    except Exception:  # an unresolvable annotation: document the form generically
+        return None
+
+
+def _document_operation(operation: dict[str, Any], model: Any) -> None:
+    tensor_names = []
+    if model is not None:
+        tensor_names = [name for name, f in model.model_fields.items() if "ndarray" in repr(f.annotation)]
+    props: dict[str, Any] = {
+        "params": {
+            "type": "string",
+            "description": "Every non-tensor field of the JSON body, as one JSON object.",
+            "example": "{}",
+        }
+    }
+    for name in tensor_names:
+        props[name] = {
+            "type": "string",
+            "format": "binary",
+            "description": f"{name} as a .npy file (numpy.save), float32 or float64; never pickled.",
+        }
+    request_body = operation.setdefault("requestBody", {"content": {}})
+    request_body.setdefault("content", {})[MULTIPART] = {"schema": {"type": "object", "properties": props}}
+    ok = operation.setdefault("responses", {}).setdefault("200", {"description": "OK"})
+    ok.setdefault("content", {})[NPY] = {
+        "schema": {"type": "string", "format": "binary"},
+    }
+    ok["description"] = (
+        ok.get("description", "OK")
+        + ". With Accept: application/x-npy, the output y as a .npy body; its shape, dtype, FLOPs "
+        "and compute time in the X-Tensor-Shape, X-Tensor-Dtype, X-Flops and X-Elapsed-Ms headers."
+    )
 
 
 class MxconvOpenAPI(OpenAPI):

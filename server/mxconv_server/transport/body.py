@@ -17,7 +17,6 @@ Behind a buffering reverse proxy (see README "Security") bodies arrive at once.
 from __future__ import annotations
 
 import contextlib
-import io
 import socket
 import threading
 import time
@@ -25,7 +24,8 @@ from typing import Any
 
 from flask import Request
 
-from .errors import ApiError
+from ..errors import ApiError
+from . import compat
 
 _CHUNK = 256 * 1024
 
@@ -47,11 +47,12 @@ def buffer_request_body(request: Request, *, max_bytes: int, timeout: float) -> 
         if int(declared) > max_bytes:
             raise too_large(max_bytes)
     stream = environ["wsgi.input"]
-    sock = environ.get("gunicorn.socket")
+    sock = compat.client_socket(environ)
     expected = None if chunked else int(declared)
-    reader = None if expected is None else _gunicorn_length_reader(stream, sock, expected)
+    reader = None if expected is None else compat.gunicorn_length_reader(stream, sock, expected)
     if reader is not None:
-        _replace_body(request, _read_direct(reader, sock, expected, timeout))  # type: ignore[arg-type]
+        compat.replace_body(request, _read_direct(reader, sock, expected, timeout))  # type: ignore[arg-type]
+        compat.took("body_direct_read")
         return
     # A socket timeout would bound each recv, not the whole body (gunicorn's reader loops over
     # recvs until it has what was asked for), so a watchdog ends the read at the deadline:
@@ -86,41 +87,7 @@ def buffer_request_body(request: Request, *, max_bytes: int, timeout: float) -> 
         watchdog.cancel()
     if expected is not None and size != expected:
         raise _cut_short(size, expected)
-    _replace_body(request, parts[0] if len(parts) == 1 else b"".join(parts))
-
-
-def _replace_body(request: Request, body: bytes | bytearray) -> None:
-    environ = request.environ
-    # BytesIO shares a bytes object but copies a bytearray (6 MB: 0.5 ms and 6 MB more RSS).
-    environ["wsgi.input"] = io.BytesIO(body) if isinstance(body, bytes) else _ViewStream(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    environ.pop("HTTP_TRANSFER_ENCODING", None)
-    for cached in ("content_length", "stream"):  # werkzeug's cached properties, if computed
-        request.__dict__.pop(cached, None)
-    request._cached_data = body  # noqa: SLF001 - get_data(), form and files read it without a copy
-
-
-def _gunicorn_length_reader(stream: Any, sock: socket.socket | None, expected: int) -> Any:
-    """gunicorn's reader for a body of known length that nothing has read yet, or None.
-
-    Reading through gunicorn's ``Body`` copies a large body through its BytesIO buffers four
-    times over (py-spy: a fifth of a worker's time on a 6 MB tensor request). With the length
-    known, :func:`_read_direct` takes what gunicorn has already buffered and receives the rest
-    straight into one buffer. Anything else (another server, a chunked body) is read the
-    portable way."""
-    try:
-        from gunicorn.http.body import Body, LengthReader
-        from gunicorn.http.unreader import SocketUnreader
-    except ImportError:
-        return None
-    if sock is None or not isinstance(stream, Body) or stream.buf.tell():
-        return None
-    reader = stream.reader
-    if not isinstance(reader, LengthReader) or reader.length != expected:
-        return None
-    if not isinstance(reader.unreader, SocketUnreader) or not hasattr(reader.unreader, "take_buffered"):
-        return None
-    return reader
+    compat.replace_body(request, parts[0] if len(parts) == 1 else b"".join(parts))
 
 
 def _read_direct(reader: Any, sock: socket.socket, expected: int, timeout: float) -> bytes | bytearray:
@@ -130,12 +97,7 @@ def _read_direct(reader: Any, sock: socket.socket, expected: int, timeout: float
     only for what is left of it. (A thread started per request cost ~8% of a small request's
     worker time under load, py-spy; and its start waits for a core, which on a 2-core machine
     the client sending the body is using.)"""
-    unreader = reader.unreader
-    ahead = unreader.take_buffered()
-    if len(ahead) > expected:  # a pipelined next request: give it back to gunicorn
-        unreader.unread(ahead[expected:])
-        ahead = ahead[:expected]
-    reader.length = 0  # the body is taken from here: gunicorn must not look for it again
+    ahead = compat.take_prefetched(reader, expected)
     if len(ahead) == expected:
         return ahead
     body = bytearray(expected)
@@ -167,23 +129,6 @@ def _read_direct(reader: Any, sock: socket.socket, expected: int, timeout: float
     if got < expected:
         raise _cut_short(got, expected)
     return body
-
-
-class _ViewStream(io.RawIOBase):
-    """A read-only stream over a buffer, without copying it."""
-
-    def __init__(self, data: bytearray) -> None:
-        self._view = memoryview(data)
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = min(len(buffer), len(self._view) - self._pos)
-        buffer[:n] = self._view[self._pos : self._pos + n]
-        self._pos += n
-        return n
 
 
 class _Watchdog:
