@@ -1,5 +1,6 @@
 """The deployment files: every compose file validates with `docker-compose config`, and the
-Dockerfile and compose services keep the promises the README makes about them."""
+Dockerfile and compose services keep the promises the README makes about them; start-up errors
+are one line."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +101,37 @@ def test_dockerfile_is_one_slim_non_root_image_with_a_healthcheck() -> None:
     assert "/v1/health/ready" in health
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv"} <= set(ignored)
+
+
+# -- start-up errors: one line on stderr and exit 2, for the api and for the worker -----------
+
+ENTRYPOINTS = {
+    "api": [str(Path(sys.executable).parent / "mxconv"), "serve"],
+    "worker": [sys.executable, "-m", "mxconv_server.jobs.worker"],
+}
+STARTUP_FAULTS = {
+    "gpu on a CPU host": ({"MXCONV_DEVICE": "gpu"}, "MXCONV_DEVICE='gpu' asks for GPU 0"),
+    "invalid setting": ({"MXCONV_WORKERS": "two"}, "invalid setting MXCONV_WORKERS='two': Input should be"),
+    "unreachable redis": (
+        {"MXCONV_JOBS_URL": "redis://:secret@127.0.0.1:{port}/0", "MXCONV_STARTUP_TIMEOUT": "0.5"},
+        "cannot reach the job store redis://:***@127.0.0.1:{port}/0 after 0.5 s",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(STARTUP_FAULTS))
+@pytest.mark.parametrize("entrypoint", sorted(ENTRYPOINTS))
+def test_startup_error_is_one_line_and_exit_2(entrypoint: str, fault: str, tmp_path: Path) -> None:
+    from .conftest import free_port
+
+    port = str(free_port())  # nothing listens there
+    settings, expected = STARTUP_FAULTS[fault]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MXCONV_")}
+    env |= {k: v.format(port=port) for k, v in settings.items()} | {"MXCONV_DATA_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        ENTRYPOINTS[entrypoint], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr  # one line
+    assert proc.stderr.startswith("mxconv: ") and expected.format(port=port) in proc.stderr
+    assert "secret" not in proc.stderr
