@@ -93,7 +93,8 @@ def test_dockerfile_is_one_slim_non_root_image_with_a_healthcheck() -> None:
     text = (ROOT / "Dockerfile").read_text()
     lines = [line.strip() for line in text.replace("\\\n", " ").splitlines() if line.strip()]
     instructions = [line for line in lines if not line.startswith("#")]
-    assert "FROM python:3.11-slim AS base-cpu" in instructions
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in instructions
+    assert "FROM ${PYTHON_IMAGE} AS base-cpu" in instructions
     assert instructions[-1] == 'CMD ["mxconv", "serve"]'
     users = [line.split()[1] for line in instructions if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
