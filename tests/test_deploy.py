@@ -1,6 +1,6 @@
 """The deployment files: every compose file validates with `docker-compose config`, and the
-Dockerfile and compose services keep the promises the README makes about them; start-up errors
-are one line."""
+Dockerfile, compose services, balancer and scripts keep the promises the README makes about
+them; start-up errors are one line. tests/containers/ runs them for real (make test-containers)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_docker_compose_config_accepts(name: str, tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     merged = yaml.safe_load(proc.stdout)
-    assert set(merged["services"]) == {"redis", "api", "worker"}
+    assert set(merged["services"]) == {"redis", "api", "worker", "balancer"}
 
 
 def _env_keys(service: dict[str, Any]) -> set[str]:
@@ -73,9 +73,75 @@ def test_compose_services_keep_their_promises() -> None:
         assert svc["environment"]["MXCONV_JOBS_URL"] == "redis://redis:6379/0"
         assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
         assert {k for k in _env_keys(svc) if not k.startswith("MXCONV_")} == set()
-    # `--scale worker=N` needs a service with no fixed name and no published port.
-    assert "container_name" not in worker and "ports" not in worker
+    # `--scale api=N --scale worker=M` needs services with no fixed name and no published port:
+    # clients come in through the balancer, which alone publishes, on 127.0.0.1 by default.
+    for svc in (api, worker):
+        assert "container_name" not in svc and "ports" not in svc
     assert worker["image"] == api["image"]  # one image for both
+    balancer = services["balancer"]
+    assert balancer["ports"] == ["${MXCONV_PUBLISH:-127.0.0.1:8000}:80"]
+    assert balancer["volumes"] == ["./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro"]
+    assert balancer["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+#: ${MXCONV_..._IMAGE:-default}: every image a registry gives is a variable, the real image its default.
+_IMAGE_VAR = re.compile(r"\$\{(MXCONV_[A-Z]+_IMAGE):-([^}]+)\}")
+
+
+def test_image_names_are_variables_with_the_real_defaults() -> None:
+    services = load("docker-compose.yml")["services"]
+    compose = dict(_IMAGE_VAR.findall(services["redis"]["image"] + services["balancer"]["image"]))
+    compose |= dict(_IMAGE_VAR.findall(services["api"]["build"]["args"]["PYTHON_IMAGE"]))
+    assert compose == {
+        "MXCONV_REDIS_IMAGE": "redis:7-alpine",
+        "MXCONV_NGINX_IMAGE": "nginx:1.27-alpine",
+        "MXCONV_PYTHON_IMAGE": "python:3.11-slim",
+    }
+    # The stand-in script makes the same names, and the Dockerfile's default base is the same.
+    script = (ROOT / "deploy" / "base-images.sh").read_text()
+    assert dict(_IMAGE_VAR.findall(script)) == compose
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in (ROOT / "Dockerfile").read_text()
+
+
+def _nginx_directives() -> dict[str, list[str]]:
+    """Each directive of deploy/nginx.conf (name -> every value it is given)."""
+    text = re.sub(r"#.*", "", (ROOT / "deploy" / "nginx.conf").read_text())
+    out: dict[str, list[str]] = {}
+    for statement in re.findall(r"([a-z_]+)\s+([^;{}]*);", text):
+        out.setdefault(statement[0], []).append(statement[1].strip())
+    return out
+
+
+def _seconds(value: str) -> float:
+    return float(value.removesuffix("s"))
+
+
+def test_the_balancer_buffers_bodies_and_outlasts_gunicorn() -> None:
+    from mxconv_server.config import Settings
+
+    nginx = _nginx_directives()
+    assert nginx["proxy_request_buffering"] == ["on"]  # gunicorn sees whole bodies only
+    (size,) = nginx["client_max_body_size"]
+    assert int(size.removesuffix("m")) * 2**20 == Settings.model_fields["max_body_bytes"].default
+    conf = (ROOT / "server" / "mxconv_server" / "gunicorn_conf.py").read_text()
+    match = re.search(r"^timeout = (\d+)$", conf, re.M)
+    assert match, "gunicorn_conf.py sets no worker timeout"
+    gunicorn_timeout = int(match[1])
+    for name in ("proxy_read_timeout", "proxy_send_timeout"):
+        assert _seconds(nginx[name][0]) > gunicorn_timeout
+    # Every replica, found by Docker's DNS at request time; retries only where that is safe.
+    assert nginx["resolver"][0].startswith("127.0.0.11 ")
+    assert set(nginx["proxy_pass"]) == {"$api"} and nginx["set"] == ["$api http://api:8000"]
+    assert sorted(nginx["proxy_next_upstream"]) == ["error timeout", "error timeout non_idempotent"]
+    assert _seconds(nginx["proxy_next_upstream_timeout"][0]) < gunicorn_timeout
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "deploy").glob("*.sh")))
+def test_deploy_scripts_parse(script: str) -> None:
+    path = ROOT / "deploy" / script
+    assert os.access(path, os.X_OK) or script == "env.sh"  # env.sh is sourced, not run
+    proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_gpu_variant_builds_the_cuda_wheel_and_reserves_a_gpu() -> None:
