@@ -37,7 +37,11 @@ def unavailable(why: str) -> None:
 
 def base_env() -> dict[str, str]:
     """deploy/env.sh's choices, for the docker CLI run from here: Debian's CLI, BuildKit."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MXCONV_", "COMPOSE_"))}
+    # The shell's compose settings must not change the topology under test; the daemon's stay.
+    keep = ("MXCONV_DOCKERD_", "MXCONV_STANDINS")
+    env = {
+        k: v for k, v in os.environ.items() if k.startswith(keep) or not k.startswith(("MXCONV_", "COMPOSE_"))
+    }
     env["PATH"] = "/usr/bin:/usr/sbin:" + env.get("PATH", "")
     env |= {"DOCKER_BUILDKIT": "1", "COMPOSE_DOCKER_CLI_BUILD": "1"}
     return env
