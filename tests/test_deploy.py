@@ -170,6 +170,20 @@ def test_dockerfile_is_one_slim_non_root_image_with_a_healthcheck() -> None:
     assert {".git", ".venv"} <= set(ignored)
 
 
+def test_readme_deploy_commands_are_the_make_targets() -> None:
+    from . import readme
+
+    commands = readme.shell_commands("Deploy")
+    assert [c.split()[:2] for c in (commands[0], commands[-1])] == [
+        ["make", "compose-up"],
+        ["make", "compose-down"],
+    ]
+    assert commands[1] == readme.shell_commands("Try it with curl")[0]  # the seed's corr2d
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("compose-up", "compose-down", "test-containers"):
+        assert re.search(rf"^{target}:", makefile, re.M), target
+
+
 # -- start-up errors: one line on stderr and exit 2, for the api and for the worker -----------
 
 ENTRYPOINTS = {
