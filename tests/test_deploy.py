@@ -116,17 +116,24 @@ def _seconds(value: str) -> float:
     return float(value.removesuffix("s"))
 
 
-def test_the_balancer_buffers_bodies_and_outlasts_gunicorn() -> None:
+def _gunicorn_timeout(tmp_path: Path) -> float:
+    """gunicorn's worker timeout with the default settings, as gunicorn_conf.py computes it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MXCONV_")}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)  # else importing it makes a directory
+    code = "import mxconv_server.gunicorn_conf as c; print(c.timeout)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return float(out.stdout)
+
+
+def test_the_balancer_buffers_bodies_and_outlasts_gunicorn(tmp_path: Path) -> None:
     from mxconv_server.config import Settings
 
     nginx = _nginx_directives()
     assert nginx["proxy_request_buffering"] == ["on"]  # gunicorn sees whole bodies only
     (size,) = nginx["client_max_body_size"]
     assert int(size.removesuffix("m")) * 2**20 == Settings.model_fields["max_body_bytes"].default
-    conf = (ROOT / "server" / "mxconv_server" / "gunicorn_conf.py").read_text()
-    match = re.search(r"^timeout = (\d+)$", conf, re.M)
-    assert match, "gunicorn_conf.py sets no worker timeout"
-    gunicorn_timeout = int(match[1])
+    gunicorn_timeout = _gunicorn_timeout(tmp_path)
     for name in ("proxy_read_timeout", "proxy_send_timeout"):
         assert _seconds(nginx[name][0]) > gunicorn_timeout
     # Every replica, found by Docker's DNS at request time; retries only where that is safe.
