@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench clean compose-up compose-down test-containers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 11) else \
@@ -33,6 +33,18 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
+
+# The compose topology (README "Deploy"): Docker's daemon is started when none answers, and
+# local stand-ins are made for base images no registry can give (deploy/compose.sh).
+compose-up:
+	deploy/compose.sh up
+
+compose-down:
+	deploy/compose.sh down
+
+# The container suite (tests/containers): builds the image and runs the topology under faults.
+test-containers: $(STAMP)
+	MXCONV_CONTAINER_TESTS=1 $(BIN)/python -m pytest tests/containers --timeout 900 -v $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mxconv-data

@@ -1,5 +1,6 @@
 """The deployment files: every compose file validates with `docker-compose config`, and the
-Dockerfile and compose services keep the promises the README makes about them."""
+Dockerfile, compose services, balancer and scripts keep the promises the README makes about
+them; start-up errors are one line. tests/containers/ runs them for real (make test-containers)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ def test_docker_compose_config_accepts(name: str, tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     merged = yaml.safe_load(proc.stdout)
-    assert set(merged["services"]) == {"redis", "api", "worker"}
+    assert set(merged["services"]) == {"redis", "api", "worker", "balancer"}
 
 
 def _env_keys(service: dict[str, Any]) -> set[str]:
@@ -71,9 +73,82 @@ def test_compose_services_keep_their_promises() -> None:
         assert svc["environment"]["MXCONV_JOBS_URL"] == "redis://redis:6379/0"
         assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
         assert {k for k in _env_keys(svc) if not k.startswith("MXCONV_")} == set()
-    # `--scale worker=N` needs a service with no fixed name and no published port.
-    assert "container_name" not in worker and "ports" not in worker
+    # `--scale api=N --scale worker=M` needs services with no fixed name and no published port:
+    # clients come in through the balancer, which alone publishes, on 127.0.0.1 by default.
+    for svc in (api, worker):
+        assert "container_name" not in svc and "ports" not in svc
     assert worker["image"] == api["image"]  # one image for both
+    balancer = services["balancer"]
+    assert balancer["ports"] == ["${MXCONV_PUBLISH:-127.0.0.1:8000}:80"]
+    assert balancer["volumes"] == ["./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro"]
+    assert balancer["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+#: ${MXCONV_..._IMAGE:-default}: every image a registry gives is a variable, the real image its default.
+_IMAGE_VAR = re.compile(r"\$\{(MXCONV_[A-Z]+_IMAGE):-([^}]+)\}")
+
+
+def test_image_names_are_variables_with_the_real_defaults() -> None:
+    services = load("docker-compose.yml")["services"]
+    compose = dict(_IMAGE_VAR.findall(services["redis"]["image"] + services["balancer"]["image"]))
+    compose |= dict(_IMAGE_VAR.findall(services["api"]["build"]["args"]["PYTHON_IMAGE"]))
+    assert compose == {
+        "MXCONV_REDIS_IMAGE": "redis:7-alpine",
+        "MXCONV_NGINX_IMAGE": "nginx:1.27-alpine",
+        "MXCONV_PYTHON_IMAGE": "python:3.11-slim",
+    }
+    # The stand-in script makes the same names, and the Dockerfile's default base is the same.
+    script = (ROOT / "deploy" / "base-images.sh").read_text()
+    assert dict(_IMAGE_VAR.findall(script)) == compose
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in (ROOT / "Dockerfile").read_text()
+
+
+def _nginx_directives() -> dict[str, list[str]]:
+    """Each directive of deploy/nginx.conf (name -> every value it is given)."""
+    text = re.sub(r"#.*", "", (ROOT / "deploy" / "nginx.conf").read_text())
+    out: dict[str, list[str]] = {}
+    for statement in re.findall(r"([a-z_]+)\s+([^;{}]*);", text):
+        out.setdefault(statement[0], []).append(statement[1].strip())
+    return out
+
+
+def _seconds(value: str) -> float:
+    return float(value.removesuffix("s"))
+
+
+def _gunicorn_timeout(tmp_path: Path) -> float:
+    """gunicorn's worker timeout with the default settings, as gunicorn_conf.py computes it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MXCONV_")}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)  # else importing it makes a directory
+    code = "import mxconv_server.gunicorn_conf as c; print(c.timeout)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return float(out.stdout)
+
+
+def test_the_balancer_buffers_bodies_and_outlasts_gunicorn(tmp_path: Path) -> None:
+    from mxconv_server.config import Settings
+
+    nginx = _nginx_directives()
+    assert nginx["proxy_request_buffering"] == ["on"]  # gunicorn sees whole bodies only
+    (size,) = nginx["client_max_body_size"]
+    assert int(size.removesuffix("m")) * 2**20 == Settings.model_fields["max_body_bytes"].default
+    gunicorn_timeout = _gunicorn_timeout(tmp_path)
+    for name in ("proxy_read_timeout", "proxy_send_timeout"):
+        assert _seconds(nginx[name][0]) > gunicorn_timeout
+    # Every replica, found by Docker's DNS at request time; retries only where that is safe.
+    assert nginx["resolver"][0].startswith("127.0.0.11 ")
+    assert set(nginx["proxy_pass"]) == {"$api"} and nginx["set"] == ["$api http://api:8000"]
+    assert sorted(nginx["proxy_next_upstream"]) == ["error timeout", "error timeout non_idempotent"]
+    assert _seconds(nginx["proxy_next_upstream_timeout"][0]) < gunicorn_timeout
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "deploy").glob("*.sh")))
+def test_deploy_scripts_parse(script: str) -> None:
+    path = ROOT / "deploy" / script
+    assert os.access(path, os.X_OK) or script == "env.sh"  # env.sh is sourced, not run
+    proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_gpu_variant_builds_the_cuda_wheel_and_reserves_a_gpu() -> None:
@@ -91,7 +166,8 @@ def test_dockerfile_is_one_slim_non_root_image_with_a_healthcheck() -> None:
     text = (ROOT / "Dockerfile").read_text()
     lines = [line.strip() for line in text.replace("\\\n", " ").splitlines() if line.strip()]
     instructions = [line for line in lines if not line.startswith("#")]
-    assert "FROM python:3.11-slim AS base-cpu" in instructions
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in instructions
+    assert "FROM ${PYTHON_IMAGE} AS base-cpu" in instructions
     assert instructions[-1] == 'CMD ["mxconv", "serve"]'
     users = [line.split()[1] for line in instructions if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
@@ -99,3 +175,51 @@ def test_dockerfile_is_one_slim_non_root_image_with_a_healthcheck() -> None:
     assert "/v1/health/ready" in health
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv"} <= set(ignored)
+
+
+def test_readme_deploy_commands_are_the_make_targets() -> None:
+    from . import readme
+
+    commands = readme.shell_commands("Deploy")
+    assert [c.split()[:2] for c in (commands[0], commands[-1])] == [
+        ["make", "compose-up"],
+        ["make", "compose-down"],
+    ]
+    assert commands[1] == readme.shell_commands("Try it with curl")[0]  # the seed's corr2d
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("compose-up", "compose-down", "test-containers"):
+        assert re.search(rf"^{target}:", makefile, re.M), target
+
+
+# -- start-up errors: one line on stderr and exit 2, for the api and for the worker -----------
+
+ENTRYPOINTS = {
+    "api": [str(Path(sys.executable).parent / "mxconv"), "serve"],
+    "worker": [sys.executable, "-m", "mxconv_server.jobs.worker"],
+}
+STARTUP_FAULTS = {
+    "gpu on a CPU host": ({"MXCONV_DEVICE": "gpu"}, "MXCONV_DEVICE='gpu' asks for GPU 0"),
+    "invalid setting": ({"MXCONV_WORKERS": "two"}, "invalid setting MXCONV_WORKERS='two': Input should be"),
+    "unreachable redis": (
+        {"MXCONV_JOBS_URL": "redis://:secret@127.0.0.1:{port}/0", "MXCONV_STARTUP_TIMEOUT": "0.5"},
+        "cannot reach the job store redis://:***@127.0.0.1:{port}/0 after 0.5 s",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(STARTUP_FAULTS))
+@pytest.mark.parametrize("entrypoint", sorted(ENTRYPOINTS))
+def test_startup_error_is_one_line_and_exit_2(entrypoint: str, fault: str, tmp_path: Path) -> None:
+    from .conftest import free_port
+
+    port = str(free_port())  # nothing listens there
+    settings, expected = STARTUP_FAULTS[fault]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MXCONV_")}
+    env |= {k: v.format(port=port) for k, v in settings.items()} | {"MXCONV_DATA_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        ENTRYPOINTS[entrypoint], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr  # one line
+    assert proc.stderr.startswith("mxconv: ") and expected.format(port=port) in proc.stderr
+    assert "secret" not in proc.stderr

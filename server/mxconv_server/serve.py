@@ -6,14 +6,12 @@ import logging
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 from typing import Any
 
-from . import logs
-from .config import Settings
+from . import logs, startup
 
 log = logging.getLogger("mxconv.serve")
 
@@ -36,28 +34,15 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
         if value is not None:
             env[f"MXCONV_{name}"] = str(value)
     os.environ.update(env)
-    settings = Settings()
-    # Check the device here, so a missing GPU is one clear line, not a worker boot loop.
-    from .compute import device
-
+    # A bad setting, a missing GPU or a job store that never answers is one clear line and
+    # exit 2 here, not a traceback or a gunicorn worker boot loop (mxconv_server.startup).
     try:
-        device.resolve(settings.device)
-    except device.DeviceUnavailable as e:
+        settings = startup.load_settings()
+        startup.check_device(settings)
+        startup.open_job_store(settings).close()
+    except startup.StartupError as e:
         print(f"mxconv: {e}", file=sys.stderr)
         return 2
-    # Likewise the embedded job store: a read-only or full data dir is one clear line.
-    if settings.jobs_store_url.startswith("sqlite:"):
-        from .jobs import open_store
-
-        try:
-            open_store(settings.jobs_store_url)
-        except (OSError, sqlite3.Error) as e:
-            print(
-                f"mxconv: cannot open the job store {settings.jobs_store_url} ({e}); "
-                "check that MXCONV_DATA_DIR is writable and its disk has space",
-                file=sys.stderr,
-            )
-            return 2
     logs.configure(settings.log_level, settings.log_format)
     log.info(
         "mxconv: serving on http://%s:%s (%s workers, %s job workers, device %s)",

@@ -219,14 +219,21 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings()
-    # OpenMP reads these when MXNet loads: set them before anything imports it.
-    os.environ.setdefault("OMP_NUM_THREADS", str(settings.job_threads()))
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    from .. import logs
+    from .. import logs, startup
 
+    # A bad setting, a missing GPU or a job store that never answers is one line and exit 2.
+    try:
+        settings = startup.load_settings()
+        # OpenMP reads these when MXNet loads: set them before anything imports it.
+        os.environ.setdefault("OMP_NUM_THREADS", str(settings.job_threads()))
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+        startup.check_device(settings)
+        store = startup.open_job_store(settings)
+    except startup.StartupError as e:
+        print(f"mxconv: {e}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level, settings.log_format)  # JSON lines, like the API's
-    worker = Worker(settings)
+    worker = Worker(settings, store=store)
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("job worker %s: signal %d, stopping after this epoch", worker.id, signum)
