@@ -183,7 +183,7 @@ def test_channel_mix_is_a_1x1_conv_and_a_matrix_product() -> None:
             "padding",
         ),
         (
-            {"x": np.ones((4, 4)), "weight": np.ones((2, 2)), "padding": 5, "padding_mode": "circular"},
+            {"x": np.ones((4, 4)), "weight": np.ones((2, 2)), "padding": [3, 4], "padding_mode": "reflect"},
             "padding",
         ),
         ({"x": np.ones((4, 4)), "weight": np.ones((2, 2)), "padding": "same", "stride": 2}, "padding"),
@@ -206,3 +206,16 @@ def test_budget_is_checked_from_the_plan_alone() -> None:
         conv.check_budget(plan, max_elements=10**9, max_flops=10**9)
     with pytest.raises(OverBudget, match="elements"):
         conv.check_budget(plan, max_elements=1000, max_flops=10**12)
+
+
+def test_circular_padding_wider_than_the_input_wraps_again_as_scipy_does() -> None:
+    """scipy's own test_same_with_boundary: a 21-wide kernel over a 4-wide image, 'wrap'."""
+    image, kernel = np.array([[2.0, -1.0, 3.0, 4.0]]), np.ones((1, 21))
+    for flip in (False, True):
+        y = conv.conv2d(image, kernel, padding="same", padding_mode="circular", flip=flip, dtype="float64")
+        np.testing.assert_allclose(y, [[43.0, 44.0, 42.0, 39.0]])
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((3, 4)), rng.standard_normal((5, 9))  # pads 4 and 8 on a 3x4 input
+    y = conv.conv2d(x, w, padding="full", padding_mode="circular", dtype="float64")
+    wrapped = np.pad(x, ((4, 4), (8, 8)), mode="wrap")
+    np.testing.assert_allclose(y, scipy.signal.correlate2d(wrapped, w, mode="valid"), rtol=1e-12, atol=1e-12)

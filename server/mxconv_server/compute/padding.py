@@ -16,10 +16,10 @@ from .errors import InvalidArgument
 
 #: mxconv's names for numpy.pad's modes.
 NUMPY_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-#: Modes that mirror or wrap the input reach at most this far short of its size: a reflection
-#: repeats no edge sample, so it can mirror size - 1 samples; a wrap, all of them. Wider, numpy
-#: would mirror or wrap again, which PyTorch refuses, and so does mxconv. Other modes: any width.
-SHORT_OF_SIZE = {"reflect": 1, "circular": 0}
+#: Modes whose padding must stay this far short of the input's size: a reflection repeats no
+#: edge sample, so it mirrors at most size - 1 samples (as PyTorch has it). The others pad as
+#: far as asked: circular wraps around again and again, as scipy's boundary="wrap" does.
+SHORT_OF_SIZE = {"reflect": 1}
 
 
 def check(mode: str, widest: int, size: int, dimension: str) -> None:
@@ -32,7 +32,7 @@ def check(mode: str, widest: int, size: int, dimension: str) -> None:
         raise InvalidArgument(
             "padding",
             f"{mode} padding of {widest} is too wide for the input's {dimension} of {size}: it may be "
-            f"at most {size - short}; pad less, or use padding_mode zeros or replicate",
+            f"at most {size - short}; pad less, or use padding_mode circular or replicate",
         )
 
 
