@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+NP_PAD_MODES = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "symmetric": "symmetric",
+}
 
 
 def corr2d(x: np.ndarray, k: np.ndarray) -> np.ndarray:

@@ -83,7 +83,7 @@ def test_random_shapes_match_loop_oracle(seed: int) -> None:
     assert_close(y, expected)
 
 
-@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular", "symmetric"])
 @pytest.mark.parametrize(
     "padding, pads",
     [(1, (1, 1, 1, 1)), ([2, 1], (2, 2, 1, 1)), ([0, 2, 1, 0], (0, 2, 1, 0)), ([1, 0, 0, 2], (1, 0, 0, 2))],
@@ -97,7 +97,7 @@ def test_every_padding_mode_and_form(mode: str, padding, pads) -> None:
     assert_close(y, expected)
 
 
-@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular", "symmetric"])
 @pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 3, 0), (5, 5, 5, 5)])
 def test_1x1_kernels_with_padding(mode: str, pads) -> None:
     """1x1 kernels take a GEMM path: it must see the padded input (a fuzzed 500 once)."""

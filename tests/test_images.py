@@ -160,7 +160,7 @@ def test_presets_on_greyscale_and_jpeg(api) -> None:
     np.testing.assert_allclose(body["y"], want[0], atol=2e-3)
 
 
-@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular", "symmetric"])
 @pytest.mark.parametrize(
     ("padding", "pads", "stride"),
     [

@@ -42,8 +42,9 @@ Padding1d = Annotated[
     _one_of(f'an integer from 0 to {MAX_GEOMETRY}, [left, right], or "valid", "same", "full"'),
 ]
 #: How the input is extended past its edges (numpy.pad's names in brackets): zeros
-#: (constant), reflect (the edge sample not repeated), replicate (edge), circular (wrap).
-PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+#: (constant), reflect (the edge sample not repeated), replicate (edge), circular (wrap),
+#: symmetric (the mirror that repeats the edge sample; scipy's boundary="symm").
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular", "symmetric"]
 
 
 class ConvGeometry(Strict):

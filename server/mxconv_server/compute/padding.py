@@ -15,7 +15,13 @@ import numpy.typing as npt
 from .errors import InvalidArgument
 
 #: mxconv's names for numpy.pad's modes.
-NUMPY_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+NUMPY_MODES = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "symmetric": "symmetric",
+}
 #: Modes whose padding must stay this far short of the input's size: a reflection repeats no
 #: edge sample, so it mirrors at most size - 1 samples (as PyTorch has it). The others pad as
 #: far as asked: circular wraps around again and again, as scipy's boundary="wrap" does.
