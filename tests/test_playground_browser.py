@@ -164,7 +164,45 @@ def test_learning_job_recovers_the_edge_kernel(page: Any, server: LiveServer) ->
     assert job["status"] == "succeeded" and job["spec"]["layer"]["kernel_size"] == [1, 2]
     np.testing.assert_allclose(np.ravel(job["result"]["weight"]), [1, -1], atol=1e-2)
     assert len(job["loss_history"]) == job["result"]["epochs_run"]
+    # The chart's axis goes down as far as the losses do (it stopped at 1e-12 once)
+    smallest = min(v for v in job["loss_history"] if v > 0)
+    bottom, _top = map(int, page.get_attribute("#loss-canvas", "data-axis").split(","))
+    assert bottom <= np.floor(np.log10(smallest)), (bottom, smallest)
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
     assert not page.problems, page.problems
+
+
+def test_a_failed_apply_clears_the_old_output_and_its_message_covers_nothing(
+    page: Any, server: LiveServer
+) -> None:
+    _unlock(page, server)
+    page.select_option("#preset", "edge-horizontal")
+    _wait_output(page, "edge-horizontal")
+    assert any(_output_pixels(page)["data"][3::4])  # an answer is drawn
+
+    page.fill("#stride", "0")  # the server refuses it: stride must be at least 1
+    page.dispatch_event("#stride", "change")
+    page.wait_for_selector("#output-canvas[data-state=error]", state="attached", timeout=20_000)
+    page.wait_for_selector("#error:not([hidden])", timeout=20_000)
+    assert page.inner_text("#output-status") == "failed"
+    assert not any(_output_pixels(page)["data"][3::4]), "the earlier answer is still drawn"
+    assert page.inner_text("#output-info") == ""
+    assert page.locator("#output-values td").count() == 0
+    assert "stride" in page.inner_text("#error")
+
+    boxes = {sel: page.locator(sel).bounding_box() for sel in ("#error", "#seed", "#learn")}
+
+    def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+        return not (
+            a["x"] + a["width"] <= b["x"]
+            or b["x"] + b["width"] <= a["x"]
+            or a["y"] + a["height"] <= b["y"]
+            or b["y"] + b["height"] <= a["y"]
+        )
+
+    assert not overlap(boxes["#error"], boxes["#seed"]) and not overlap(boxes["#error"], boxes["#learn"]), (
+        boxes
+    )
+    page.problems.clear()  # the refused request is logged by the browser: expected here

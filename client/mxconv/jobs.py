@@ -175,9 +175,11 @@ def _update_bar(bar: Any, job: schemas.Job) -> Any:
     p = job.progress
     if bar is None:
         bar = tqdm(total=p.epochs, desc=f"job {job.id[:8]}", unit="epoch", leave=True)
-    if p.epoch < bar.n:  # a re-queued job starts over
+    # A queued job has run no epoch of its coming attempt, whatever a lost attempt had counted.
+    epoch = 0 if job.status == "queued" else p.epoch
+    if epoch < bar.n:  # a re-queued job starts over
         bar.reset(total=p.epochs)
-    bar.update(p.epoch - bar.n)
+    bar.update(epoch - bar.n)
     postfix: dict[str, str] = {"status": job.status}
     if p.loss is not None:
         postfix["loss"] = f"{p.loss:.4g}"

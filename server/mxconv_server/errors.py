@@ -167,6 +167,15 @@ def register(app: Flask) -> None:
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body is over the limit of {limit} bytes (MXCONV_MAX_BODY_BYTES)"
+        elif status == 405:
+            allowed = sorted(set(getattr(e, "valid_methods", None) or ()) - {"HEAD", "OPTIONS"})
+            message = (
+                f"{request.method} is not allowed on {request.path}; use {' or '.join(allowed)} "
+                "(see /openapi.json)"
+            )
+            return error_response(
+                ApiError(405, message, headers={"Allow": ", ".join(sorted(e.valid_methods or ()))})
+            )
         elif status == 404:
             message = (
                 f"no endpoint at {request.path}; the API lives under /v1/ (e.g. POST /v1/conv2d): "

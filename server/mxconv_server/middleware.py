@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from flask import Flask, Request, Response, g, request
+from mxconv.wire import lists
 
 from . import metrics
 from .errors import ApiError
@@ -54,6 +55,7 @@ def _check_api_key(keys: list[str]) -> None:
 
 def _parse_json_body(app: Flask) -> None:
     """Parse JSON once, strictly: malformed JSON is a 400 with the parser's reason."""
+    lists.booleans_possible.set(True)  # per request: a sync worker's context outlives one
     if request.method not in ("POST", "PUT", "PATCH"):
         return
     if not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", ""):
@@ -68,6 +70,8 @@ def _parse_json_body(app: Flask) -> None:
         # The body is already buffered (buffer_request_body); parse it with the app's JSON
         # parser. A parse error is a 400 with the parser's reason.
         data = codec.read_body(request)
+        # No true/false token anywhere: no list can hold a boolean, and none is scanned for one.
+        lists.booleans_possible.set(b"true" in data or b"false" in data)
         try:
             compat.set_json_body(request, app.json.loads(data))
         except ValueError as e:

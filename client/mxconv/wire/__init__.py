@@ -52,7 +52,8 @@ def decode(value: Any, *, require_finite: bool = True) -> npt.NDArray[Any]:
     if arr.ndim > MAX_RANK:
         raise TensorDecodeError(f"rank {arr.ndim} is too high; at most {MAX_RANK} dimensions")
     if require_finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise TensorDecodeError("array holds NaN or Inf; every value must be finite")
+        at = [int(i) for i in np.argwhere(~np.isfinite(arr))[0]]
+        raise TensorDecodeError(f"holds NaN or Inf at {at}; every value must be finite")
     return arr
 
 

@@ -168,6 +168,17 @@ def _second_order(spec: Mapping[str, Any], grid: Grid) -> System:
         raise InvalidArgument("system.wn", f"the natural frequency must be > 0, got {wn:g}")
     if zeta < 0:
         raise InvalidArgument("system.zeta", f"the damping ratio must be >= 0, got {zeta:g}")
+    # The transfer function's coefficients are derived: an overflow names the fields sent.
+    for value, fields in (
+        (k * wn * wn, "system.gain and system.wn"),
+        (2 * zeta * wn, "system.zeta and system.wn"),
+    ):
+        if not math.isfinite(value):
+            raise InvalidArgument(
+                fields.split(" and ")[0],
+                f"K·ωn² or 2ζωn overflows float64 (K = {k:g}, ωn = {wn:g}, ζ = {zeta:g}); "
+                f"make {fields} smaller",
+            )
     h = tf_impulse_response([k * wn * wn], [1.0, 2 * zeta * wn, wn * wn], grid)
 
     def unit_step(t: Array) -> tuple[Array, str]:

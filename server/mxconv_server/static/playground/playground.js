@@ -53,6 +53,7 @@ function showError(err) {
   const box = $("error");
   box.textContent = err && err.message ? err.message : String(err);
   box.hidden = false;
+  box.scrollIntoView({ block: "nearest" });
   clearTimeout(showError.timer);
   showError.timer = setTimeout(() => { box.hidden = true; }, 8000);
 }
@@ -307,6 +308,10 @@ async function apply() {
     out.dataset.state = "done";
   } catch (err) {
     if (seq !== state.applySeq) return;
+    // Nothing of an earlier answer may stay under the "failed" label.
+    out.getContext("2d").clearRect(0, 0, out.width, out.height);
+    $("output-info").textContent = "";
+    fillTable($("output-values"), null);
     out.dataset.state = "error";
     $("output-status").textContent = "failed";
     throw err;
@@ -334,14 +339,18 @@ function drawLoss(history, epochs) {
     ctx.fillText("the loss curve appears here", L + 10, T + 20);
     return;
   }
+  // The axis follows the losses down as far as they go (a float64 loss can reach 1e-300);
+  // a loss of exactly 0 is drawn on the bottom line.
   const pos = history.filter((v) => v > 0);
-  const lo = Math.log10(Math.max(Math.min(...pos, 1), 1e-12));
-  const hi = Math.log10(Math.max(...pos, 1e-12));
+  const lo = pos.length ? Math.log10(Math.min(...pos, 1)) : 0;
+  const hi = pos.length ? Math.log10(Math.max(...pos)) : 0;
   const top = Math.ceil(hi + 1e-9), bottom = Math.min(Math.floor(lo), top - 1);
   const n = Math.max(epochs || history.length, 2);
   const x = (i) => L + ((W - L - R) * i) / (n - 1);
-  const y = (v) => T + ((H - T - B) * (top - Math.log10(Math.max(v, 1e-12)))) / (top - bottom);
-  for (let d = bottom; d <= top; d++) {
+  const y = (v) => T + ((H - T - B) * (top - Math.max(v > 0 ? Math.log10(v) : bottom, bottom))) / (top - bottom);
+  canvas.dataset.axis = `${bottom},${top}`; // the decades shown, for the page tests
+  const every = Math.max(1, Math.ceil((top - bottom) / 8)); // at most ~8 labelled decades
+  for (let d = bottom; d <= top; d += every) {
     ctx.fillText(`1e${d}`, 8, y(10 ** d) + 4);
     ctx.beginPath();
     ctx.moveTo(L, y(10 ** d));
