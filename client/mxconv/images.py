@@ -119,6 +119,13 @@ class ImagesAPI(Transport):
         """The kernel presets with their matrices."""
         return self._get("/v1/kernels", schemas.KernelList)
 
+    def kernel(
+        self, name: str, *, size: int | None = None, sigma: float | None = None
+    ) -> schemas.KernelPreset:
+        """One preset's matrix, at a given size and sigma for box and gaussian."""
+        params = {k: v for k, v in (("size", size), ("sigma", sigma)) if v is not None}
+        return self._get(f"/v1/kernels/{name}", schemas.KernelPreset, params=params)
+
 
 def _query_value(v: Any) -> str:
     """A filter option as query text: lists as JSON, booleans as true/false."""
