@@ -17,78 +17,41 @@ import io
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-STATUSES: tuple[Status, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-Heartbeat = Literal["ok", "cancel", "lost"]
+from .records import (
+    FINISHED,
+    STATUSES,
+    Heartbeat,
+    JobConflict,
+    JobNotFound,
+    JobRecord,
+    JobStoreError,
+    Lease,
+    QueueFull,
+    Status,
+    StoreUnavailable,
+)
 
-
-class JobStoreError(Exception):
-    """Base of the store's errors."""
-
-
-class JobNotFound(JobStoreError):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job with id {job_id!r}")
-        self.job_id = job_id
-
-
-class JobConflict(JobStoreError):
-    """The job's state forbids the operation (cancel a finished job, delete a running one)."""
-
-
-class QueueFull(JobStoreError):
-    def __init__(self, queued: int, limit: int) -> None:
-        super().__init__(f"{queued} jobs are already waiting, the limit is {limit}")
-        self.queued = queued
-        self.limit = limit
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A worker's hold on one running job; the attempt number fences out stale holders."""
-
-    job_id: str
-    worker: str
-    attempt: int
-
-
-@dataclass
-class JobRecord:
-    id: str
-    status: Status
-    spec: dict[str, Any]  # the job spec without its arrays (they are stored apart)
-    epochs: int
-    created_at: float
-    updated_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
-    cancel_requested_at: float | None = None
-    attempts: int = 0
-    worker: str | None = None
-    lease_expires: float | None = None
-    epoch: int = 0
-    loss: float | None = None
-    elapsed: float | None = None  # seconds of training in the current (or last) attempt
-    # The latest weights of a small layer while it trains ({"weight": [...], "bias": [...]}),
-    # so a watcher sees the kernel being learned, not only at the end.
-    snapshot: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None  # scalars; learned arrays are stored apart
-    error: str | None = None  # why it failed, in words a user can act on
-    message: str | None = None  # the latest note: re-queued after a worker died, ...
-    idempotency_key: str | None = None
-    digest: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
+__all__ = [
+    "FINISHED",
+    "STATUSES",
+    "Heartbeat",
+    "JobConflict",
+    "JobNotFound",
+    "JobRecord",
+    "JobStore",
+    "JobStoreError",
+    "Lease",
+    "QueueFull",
+    "Status",
+    "StoreUnavailable",
+    "from_npy",
+    "to_npy",
+]
 
 
 def to_npy(arr: npt.NDArray[Any]) -> bytes:
