@@ -22,7 +22,9 @@ import time
 from typing import Any
 
 from ..config import Settings
-from .store import Heartbeat, JobRecord, JobStore, Lease
+from . import rules
+from .records import Heartbeat, JobRecord, Lease
+from .store import JobStore
 
 log = logging.getLogger("mxconv.jobs.worker")
 
@@ -166,10 +168,7 @@ class Worker:
         except LeaseLost:
             log.warning("job %s: lease lost to another worker; dropping attempt %d", job.id, lease.attempt)
         except ShuttingDown:
-            reason = (
-                f"re-queued: worker {self.id} shut down at epoch {last['epoch']} of attempt "
-                f"{lease.attempt}; the job starts over"
-            )
+            reason = rules.shut_down(self.id, int(last["epoch"]), lease.attempt)
             self.store.requeue(lease, reason)
             log.info("job %s: %s", job.id, reason)
         except training.TimeLimitExceeded as e:
@@ -178,11 +177,7 @@ class Worker:
             self._finish(lease, "failed", error=str(e))
         except Exception as e:  # a bug: keep the trace in the log, tell the user what happened
             log.exception("job %s failed", job.id)
-            self._finish(
-                lease,
-                "failed",
-                error=f"internal error in the job worker ({type(e).__name__}); the worker log has details",
-            )
+            self._finish(lease, "failed", error=rules.internal_error(e))
         else:
             if pending:
                 flush(None)
