@@ -1,13 +1,15 @@
-"""The backends' atomic primitives under the races the contract tests cannot stage in order.
-Run on every backend of the contract."""
+"""The backends' atomic primitives under the races the contract tests cannot stage in order,
+and each backend's outages as the one StoreUnavailable. Run on every backend of the contract."""
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from mxconv_server.jobs import JobStore, Lease, rules
+from mxconv_server.jobs import JobStore, Lease, StoreUnavailable, open_store, rules
 
 from .test_job_store_contract import BACKENDS, SPEC, Clock, _arrays, _new
 
@@ -100,3 +102,51 @@ def test_arrays_come_back_through_the_wire_codec(store: JobStore) -> None:
     assert x.dtype == np.float32 and not x.flags.writeable  # a view of the stored bytes, no copy
     with pytest.raises(ValueError):  # the codec's dtypes only: nothing else goes in
         store.create(SPEC, {"x": np.arange(3)}, epochs=1)
+
+
+def test_sqlite_outages_are_store_unavailable(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
+    job_id = _new(store)
+    ro = sqlite3.connect(f"file:{tmp_path / 'jobs.sqlite3'}?mode=ro", uri=True, isolation_level=None)
+    ro.row_factory = sqlite3.Row
+    store._local.conn = ro  # type: ignore[attr-defined]
+    with pytest.raises(StoreUnavailable, match="readonly") as e:
+        store.create(SPEC, _arrays(), epochs=1)
+    assert "MXCONV_DATA_DIR" in e.value.check and isinstance(e.value.__cause__, sqlite3.OperationalError)
+    assert store.get(job_id) is not None  # reads still work
+    with pytest.raises(StoreUnavailable, match="readonly"):
+        store.ping()
+    # A statement SQLite cannot parse is a bug, not an outage (Python 3.11+ says which it is).
+    with pytest.raises(sqlite3.OperationalError) as bad:
+        ro.execute("SELEC 1")
+    if sys.version_info >= (3, 11):
+        assert store._outage(bad.value) is None
+
+
+def test_sqlite_unopenable_path_is_store_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises((StoreUnavailable, OSError)):
+        open_store(f"sqlite:///{tmp_path / 'file' / 'jobs.sqlite3'}")  # a file where a dir should be
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(StoreUnavailable):
+        open_store(f"sqlite:///{tmp_path / 'dir.sqlite3'}")  # a directory where the file should be
+
+
+def test_redis_outages_are_store_unavailable(tmp_path: Path) -> None:
+    from . import redis_server
+
+    server = redis_server.start(tmp_path / "redis")
+    try:
+        store = open_store(server.url)
+        job_id = _new(store)
+        server.stop()
+        for call in (lambda: store.get(job_id), store.ping, lambda: store.claim("w", 10)):
+            with pytest.raises(StoreUnavailable) as e:
+                call()
+            assert "MXCONV_JOBS_URL" in e.value.check and "ConnectionError" in str(e.value)
+    finally:
+        server.stop()
+
+
+def test_not_every_error_is_an_outage(store: JobStore) -> None:
+    assert store._outage(KeyError("a bug")) is None and store._outage(ValueError("a bug")) is None

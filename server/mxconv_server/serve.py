@@ -6,7 +6,6 @@ import logging
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -47,11 +46,11 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
         return 2
     # Likewise the embedded job store: a read-only or full data dir is one clear line.
     if settings.jobs_store_url.startswith("sqlite:"):
-        from .jobs import open_store
+        from .jobs import StoreUnavailable, open_store
 
         try:
             open_store(settings.jobs_store_url)
-        except (OSError, sqlite3.Error) as e:
+        except (OSError, StoreUnavailable) as e:
             print(
                 f"mxconv: cannot open the job store {settings.jobs_store_url} ({e}); "
                 "check that MXCONV_DATA_DIR is writable and its disk has space",

@@ -263,7 +263,7 @@ class RedisJobStore(JobStore):
         return cls(client, prefix)
 
     def _outage(self, error: Exception) -> StoreUnavailable | None:
-        return None  # for now, errors.py maps redis's errors itself
+        return StoreUnavailable(error, CHECK) if isinstance(error, OUTAGES) else None
 
     def _close(self) -> None:
         self.r.close()

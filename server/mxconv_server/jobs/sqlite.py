@@ -121,22 +121,25 @@ class SqliteJobStore(JobStore):
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._pid = os.getpid()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._conn()
-        db.executescript(SCHEMA)  # idempotent: IF NOT EXISTS throughout
-        # Columns added since a store file was first made (CREATE TABLE IF NOT EXISTS
-        # keeps an existing table as it was).
-        columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
-        for name, kind in ADDED_COLUMNS:
-            if name not in columns:
-                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = self._conn()
+            db.executescript(SCHEMA)  # idempotent: IF NOT EXISTS throughout
+            # Columns added since a store file was first made (CREATE TABLE IF NOT EXISTS
+            # keeps an existing table as it was).
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in ADDED_COLUMNS:
+                if name not in columns:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+        except sqlite3.Error as e:  # at open, any of them means the store cannot be used
+            raise StoreUnavailable(e, CHECK) from e
 
     @classmethod
     def from_url(cls, url: str) -> SqliteJobStore:
         return cls(path_from_url(url))
 
     def _outage(self, error: Exception) -> StoreUnavailable | None:
-        return None  # for now, errors.py maps sqlite3's errors itself
+        return _outage(error)
 
     # -- connections -------------------------------------------------------------------
 
