@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -13,22 +12,9 @@ from werkzeug.exceptions import HTTPException
 
 from .compute.deadline import DeadlineExceeded
 from .compute.errors import InvalidArgument, OverBudget
+from .jobs.records import StoreUnavailable
 
 log = logging.getLogger("mxconv.errors")
-
-#: Job store errors that mean "down for now" (503 with Retry-After), not a bug (500).
-STORE_UNAVAILABLE: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
-try:
-    import redis.exceptions
-
-    STORE_UNAVAILABLE += (
-        redis.exceptions.ConnectionError,  # also BusyLoadingError: Redis reading its data back
-        redis.exceptions.TimeoutError,
-        redis.exceptions.ReadOnlyError,
-        redis.exceptions.OutOfMemoryError,  # over maxmemory with noeviction: takes no writes
-    )
-except ImportError:  # the Redis backend is optional
-    pass
 
 _CODES = {
     400: "malformed_body",
@@ -138,27 +124,19 @@ def register(app: Flask) -> None:
         )
         return error_response(ApiError(504, message, code="deadline_exceeded"))
 
-    def _store_unavailable(e: Exception) -> Response:
+    @app.errorhandler(StoreUnavailable)
+    def _store_unavailable(e: StoreUnavailable) -> Response:
         # The job store cannot be used right now (SQLite: data dir read-only, disk full, I/O
         # error, locked too long; Redis: down, restarting, loading its data). Not a bug in the
-        # request: say so, and when to retry.
+        # request: say so, and when to retry. The backend says what an operator should check.
         log.error("job store unavailable in request %s: %s", getattr(g, "request_id", "-"), e)
-        check = (
-            "that MXCONV_DATA_DIR is writable and its disk has space"
-            if isinstance(e, sqlite3.Error)
-            else "that the Redis in MXCONV_JOBS_URL is up"
-        )
         return error_response(
             ApiError(
                 503,
-                f"the job store is unavailable ({type(e).__name__}: {e}); retry later. "
-                f"Operators: check {check}",
+                f"the job store is unavailable ({e}); retry later. Operators: check {e.check}",
                 headers={"Retry-After": "5"},
             )
         )
-
-    for exc in STORE_UNAVAILABLE:
-        app.register_error_handler(exc, _store_unavailable)
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException) -> Response:

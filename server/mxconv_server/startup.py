@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from .config import Settings
-from .jobs import JobStore, open_store
+from .jobs import JobStore, StoreUnavailable, open_store
 
 #: How long start-up waits for an unreachable job store (MXCONV_STARTUP_TIMEOUT, seconds):
 #: long enough for a Redis that is still starting or restarting, short enough to fail clearly.
@@ -79,7 +79,7 @@ def open_job_store(settings: Settings) -> JobStore:
     if url.startswith("sqlite:"):
         try:
             return open_store(url)
-        except (OSError, sqlite3.Error) as e:
+        except (OSError, sqlite3.Error, StoreUnavailable) as e:
             raise StartupError(
                 f"cannot open the job store {url} ({e}); "
                 "check that MXCONV_DATA_DIR is writable and its disk has space"
@@ -93,11 +93,12 @@ def open_job_store(settings: Settings) -> JobStore:
         try:
             store.ping()
             return store
-        except redis.exceptions.AuthenticationError as e:
-            raise StartupError(
-                f"the job store {redact(url)} refused our credentials ({e}); check MXCONV_JOBS_URL"
-            ) from None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+        except StoreUnavailable as e:  # the store's own outage error, the Redis error its cause
+            if isinstance(e.__cause__, redis.exceptions.AuthenticationError):
+                raise StartupError(
+                    f"the job store {redact(url)} refused our credentials ({e.__cause__}); "
+                    "check MXCONV_JOBS_URL"
+                ) from None
             left = deadline - time.monotonic()
             if left <= 0:
                 raise StartupError(

@@ -1,8 +1,10 @@
-"""Training jobs: the job store contract and its backends, and the worker that runs jobs.
+"""Training jobs: the state rules (rules.py), the job store contract over a backend's atomic
+primitives (store.py), the backends, and the worker that runs jobs.
 
 ``open_store(url)`` picks the backend by the URL's scheme (MXCONV_JOBS_URL): ``sqlite:///``
 is the embedded default. A backend registers itself in ``BACKENDS`` by scheme, as a
-``"module:Class"`` path imported on first use, and subclasses :class:`JobStore`.
+``"module:Class"`` path imported on first use, and subclasses :class:`JobStore`. Whatever
+the backend, an outage is raised as :class:`StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .store import (
+from .records import (
     FINISHED,
     STATUSES,
     JobConflict,
     JobNotFound,
     JobRecord,
-    JobStore,
     JobStoreError,
     Lease,
     QueueFull,
+    StoreUnavailable,
 )
+from .store import JobStore
 
 #: URL scheme -> "module:Class" of a JobStore with a ``from_url(url)`` classmethod.
 BACKENDS: dict[str, str] = {
@@ -51,5 +54,6 @@ __all__ = [
     "JobStoreError",
     "Lease",
     "QueueFull",
+    "StoreUnavailable",
     "open_store",
 ]

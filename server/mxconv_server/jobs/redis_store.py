@@ -1,10 +1,10 @@
 """The Redis job store (``MXCONV_JOBS_URL=redis://host:port/db``), for API replicas and job
 workers on any number of hosts. Same contract as the embedded SQLite store.
 
-Every change that must be atomic (create under the queue limit, claim, heartbeat, finish,
-requeue, reap, cancel, delete) is one Lua script, which Redis runs with nothing in between.
-Worker writes are fenced exactly as in SQLite: they apply only while the job is running under
-the same worker and attempt, so a worker whose lease was reaped can no longer touch the job.
+Only the store's primitives live here (the rules are in rules.py). Each write primitive is
+one Lua script, which Redis runs with nothing in between: create-if-absent, and a
+compare-and-set fenced on status, worker and attempt that also keeps the indexes in step
+with the record. The scripts know nothing of the job states beyond that.
 
 Keys, all under a prefix (``mxconv:`` by default; ``?prefix=other:`` in the URL lets several
 deployments share one Redis):
@@ -15,7 +15,7 @@ deployments share one Redis):
 * ``job:<id>:losses`` hash: epoch -> loss of the current attempt;
 * ``all`` and ``status:<status>`` sorted sets of ids by ``seq``: listing, counting, and the
   queue itself (``status:queued``, oldest first);
-* ``leases`` sorted set of running ids by lease expiry: what :meth:`reap` scans;
+* ``leases`` sorted set of the ids that hold a lease, by its expiry: what reaping scans;
 * ``idem:<key>`` -> id, for idempotency keys; ``seq``, the counter;
 * ``workers`` hash: worker id -> the time it last claimed or renewed (for /metrics).
 
@@ -26,235 +26,213 @@ survive a restart of Redis as well as of the API.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import numpy.typing as npt
 import redis
+import redis.exceptions
 
-from .store import (
-    FINISHED,
+from .records import (
+    FIELDS,
+    INT_FIELDS,
+    JSON_FIELDS,
+    TEXT_FIELDS,
+    Change,
+    Fence,
     Heartbeat,
-    JobConflict,
-    JobNotFound,
+    Inserted,
     JobRecord,
-    JobStore,
-    Lease,
-    QueueFull,
-    Status,
-    from_npy,
-    to_npy,
+    StoreUnavailable,
 )
+from .store import JobStore, guarded
 
 DEFAULT_PREFIX = "mxconv:"
 #: Workers not seen for this long are dropped from the heartbeat figures.
 WORKER_FORGET_SECONDS = 24 * 3600.0
+#: Redis errors that mean "down for now", not a bug. ConnectionError includes
+#: BusyLoadingError (Redis reading its data back); OutOfMemoryError is over maxmemory with
+#: noeviction, which takes no writes.
+OUTAGES = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+)
+CHECK = "that the Redis in MXCONV_JOBS_URL is up"
 
-# Shared Lua: move a job between the status sets (the record keeps its creation seq).
-_LUA_MOVE = """
-local function move(P, id, k, new)
-  local old = redis.call('HGET', k, 'status')
-  local seq = redis.call('HGET', k, 'seq')
-  redis.call('ZREM', P .. 'status:' .. old, id)
-  redis.call('ZADD', P .. 'status:' .. new, seq, id)
-  redis.call('HSET', k, 'status', new)
-end
-local function held(k, worker, attempt)
-  local h = redis.call('HMGET', k, 'status', 'worker', 'attempts')
-  return h[1] == 'running' and h[2] == worker and h[3] == attempt
+# Does job key k meet the fence (status, worker or '', attempt, cancel '1'|'0'|'', expired_by|'')?
+_LUA_FENCE = """
+local function fenced(k, st, worker, attempt, cancel, expired_by)
+  local h = redis.call('HMGET', k, 'status', 'worker', 'attempts', 'cancel_requested_at', 'lease_expires')
+  if h[1] ~= st or (h[2] or '') ~= worker or h[3] ~= attempt then return false end
+  if cancel ~= '' and ((h[4] and '1') or '0') ~= cancel then return false end
+  if expired_by ~= '' and not (h[5] and tonumber(h[5]) < tonumber(expired_by)) then return false end
+  return true
 end
 """
 
-# ARGV: prefix, id, now, spec, epochs, max_queued|'', idem|'', digest|'', then name, blob pairs.
-_LUA_CREATE = """
-local P, id, now, spec, epochs, maxq, idem, digest = unpack(ARGV, 1, 8)
+# ARGV: prefix, id, idem|'', max_queued|'', n, then n field/value pairs, then name/blob pairs.
+_LUA_INSERT = """
+local P, id, idem, maxq = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if idem ~= '' then
   local existing = redis.call('GET', P .. 'idem:' .. idem)
   if existing then
-    local d = redis.call('HGET', P .. 'job:' .. existing, 'digest')
-    if digest ~= '' and d and d ~= digest then return {'conflict', existing} end
-    return {'existing', existing}
+    local found = redis.call('HGETALL', P .. 'job:' .. existing)
+    if #found > 0 then return {'exists', found} end
   end
 end
 if maxq ~= '' then
   local queued = redis.call('ZCARD', P .. 'status:queued')
-  if queued >= tonumber(maxq) then return {'full', tostring(queued)} end
+  if queued >= tonumber(maxq) then return {'full', queued} end
 end
+local k = P .. 'job:' .. id
 local seq = redis.call('INCR', P .. 'seq')
-local k = P .. 'job:' .. id
-redis.call('HSET', k, 'id', id, 'status', 'queued', 'spec', spec, 'epochs', epochs, 'created_at', now,
-  'updated_at', now, 'attempts', 0, 'epoch', 0, 'seq', seq)
-if idem ~= '' then
-  redis.call('HSET', k, 'idempotency_key', idem)
-  redis.call('SET', P .. 'idem:' .. idem, id)
-end
-if digest ~= '' then redis.call('HSET', k, 'digest', digest) end
+local i = 6 + 2 * tonumber(ARGV[5])
+redis.call('HSET', k, 'seq', seq, unpack(ARGV, 6, i - 1))
+if i <= #ARGV then redis.call('HSET', k .. ':arrays', unpack(ARGV, i, #ARGV)) end
+if idem ~= '' then redis.call('SET', P .. 'idem:' .. idem, id) end
 redis.call('ZADD', P .. 'all', seq, id)
-redis.call('ZADD', P .. 'status:queued', seq, id)
-for i = 9, #ARGV, 2 do redis.call('HSET', k .. ':arrays', ARGV[i], ARGV[i + 1]) end
-return {'created', id}
+redis.call('ZADD', P .. 'status:' .. redis.call('HGET', k, 'status'), seq, id)
+return {'created'}
 """
 
-# ARGV: prefix, worker, now, lease_expires. Returns the claimed record's fields, or nil.
-_LUA_CLAIM = (
-    _LUA_MOVE
-    + """
-local P, worker, now, expires = unpack(ARGV, 1, 4)
--- An idle worker polls often: note it as alive at most every 5 s, not at every poll.
-local seen = redis.call('HGET', P .. 'workers', worker)
-if not seen or tonumber(now) - tonumber(seen) >= 5 then redis.call('HSET', P .. 'workers', worker, now) end
-local ids = redis.call('ZRANGE', P .. 'status:queued', 0, 0)
-if #ids == 0 then return nil end
-local id = ids[1]
-local k = P .. 'job:' .. id
-move(P, id, k, 'running')
-redis.call('HINCRBY', k, 'attempts', 1)
-redis.call('HSET', k, 'worker', worker, 'lease_expires', expires, 'started_at', now, 'updated_at', now,
-  'epoch', 0, 'elapsed', 0)
-redis.call('HDEL', k, 'loss', 'snapshot')
-redis.call('DEL', k .. ':losses')
-redis.call('ZADD', P .. 'leases', expires, id)
-return redis.call('HGETALL', k)
+# Apply the change in ARGV[i] (JSON: "set" and "add" as flat field, value lists, "del" the
+# fields to clear, "reset" to empty the losses, "losses" a flat epoch, loss list), and the
+# name/blob pairs after it, to job key k, whose status was old. The indexes follow the record.
+_LUA_APPLY = """
+local function apply(P, id, k, old, i)
+  local c = cjson.decode(ARGV[i])
+  if #c.set > 0 then redis.call('HSET', k, unpack(c.set)) end
+  for j = 1, #c.add, 2 do redis.call('HINCRBY', k, c.add[j], c.add[j + 1]) end
+  if #c.del > 0 then redis.call('HDEL', k, unpack(c.del)) end
+  if c.reset then redis.call('DEL', k .. ':losses') end
+  if #c.losses > 0 then redis.call('HSET', k .. ':losses', unpack(c.losses)) end
+  if i < #ARGV then redis.call('HSET', k .. ':arrays', unpack(ARGV, i + 1, #ARGV)) end
+  local h = redis.call('HMGET', k, 'status', 'seq', 'lease_expires', 'worker', 'updated_at',
+    'cancel_requested_at')
+  if h[1] ~= old then
+    redis.call('ZREM', P .. 'status:' .. old, id)
+    redis.call('ZADD', P .. 'status:' .. h[1], h[2], id)
+  end
+  if h[3] then redis.call('ZADD', P .. 'leases', h[3], id) else redis.call('ZREM', P .. 'leases', id) end
+  if h[1] == 'running' then redis.call('HSET', P .. 'workers', h[4], h[5]) end
+  return h[6]
+end
 """
-)
 
-# ARGV: prefix, id, worker, attempt, now, lease_expires, epoch|'', loss|'', elapsed|'',
-# snapshot|'', then epoch, loss pairs.
-_LUA_HEARTBEAT = (
-    _LUA_MOVE
+# ARGV: prefix, id, the fence (5), then the change. 'lost' (fence not met: nothing written),
+# 'cancel' (written; a cancel is asked) or 'ok'.
+_LUA_CAS = (
+    _LUA_FENCE
+    + _LUA_APPLY
     + """
-local P, id, worker, attempt, now, expires, epoch, loss, elapsed, snapshot = unpack(ARGV, 1, 10)
+local P, id = ARGV[1], ARGV[2]
 local k = P .. 'job:' .. id
-if not held(k, worker, attempt) then return 'lost' end
-if snapshot ~= '' then redis.call('HSET', k, 'snapshot', snapshot) end
-redis.call('HSET', k, 'lease_expires', expires, 'updated_at', now)
-if epoch ~= '' then redis.call('HSET', k, 'epoch', epoch) end
-if loss ~= '' then redis.call('HSET', k, 'loss', loss) end
-if elapsed ~= '' then redis.call('HSET', k, 'elapsed', elapsed) end
-for i = 11, #ARGV, 2 do redis.call('HSET', k .. ':losses', ARGV[i], ARGV[i + 1]) end
-redis.call('ZADD', P .. 'leases', expires, id)
-redis.call('HSET', P .. 'workers', worker, now)
-if redis.call('HEXISTS', k, 'cancel_requested_at') == 1 then return 'cancel' end
+if not fenced(k, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]) then return 'lost' end
+if apply(P, id, k, ARGV[3], 8) then return 'cancel' end
 return 'ok'
 """
 )
 
-# ARGV: prefix, id, worker, attempt, status, now, result|'', error|'', then name, blob pairs.
-_LUA_FINISH = (
-    _LUA_MOVE
+# ARGV: prefix, worker, now, then the change. The claimed record, or nil.
+_LUA_CLAIM = (
+    _LUA_APPLY
     + """
-local P, id, worker, attempt, status, now, result, err = unpack(ARGV, 1, 8)
-local k = P .. 'job:' .. id
-if not held(k, worker, attempt) then return 0 end
-move(P, id, k, status)
-redis.call('HSET', k, 'finished_at', now, 'updated_at', now)
-redis.call('HDEL', k, 'lease_expires')
-if result ~= '' then redis.call('HSET', k, 'result', result) else redis.call('HDEL', k, 'result') end
-if err ~= '' then redis.call('HSET', k, 'error', err) else redis.call('HDEL', k, 'error') end
-for i = 9, #ARGV, 2 do redis.call('HSET', k .. ':arrays', ARGV[i], ARGV[i + 1]) end
-redis.call('ZREM', P .. 'leases', id)
-return 1
+local P, worker, now = ARGV[1], ARGV[2], ARGV[3]
+-- An idle worker polls often: note it as alive at most every 5 s, not at every poll.
+local seen = redis.call('HGET', P .. 'workers', worker)
+if not seen or tonumber(now) - tonumber(seen) >= 5 then redis.call('HSET', P .. 'workers', worker, now) end
+local ids = redis.call('ZRANGE', P .. 'status:queued', 0, 0)
+if #ids == 0 then return false end
+local k = P .. 'job:' .. ids[1]
+apply(P, ids[1], k, 'queued', 4)
+return redis.call('HGETALL', k)
 """
 )
 
-# ARGV: prefix, id, worker, attempt, now, reason
-_LUA_REQUEUE = (
-    _LUA_MOVE
+# ARGV: prefix, id, the fence (5). Returns 1 if removed.
+_LUA_REMOVE = (
+    _LUA_FENCE
     + """
-local P, id, worker, attempt, now, reason = unpack(ARGV, 1, 6)
+local P, id = ARGV[1], ARGV[2]
 local k = P .. 'job:' .. id
-if not held(k, worker, attempt) then return 0 end
-move(P, id, k, 'queued')
-redis.call('HDEL', k, 'worker', 'lease_expires')
-redis.call('HINCRBY', k, 'attempts', -1)
-redis.call('HSET', k, 'updated_at', now, 'message', reason)
-redis.call('ZREM', P .. 'leases', id)
-return 1
-"""
-)
-
-# ARGV: prefix, now, max_attempts. Returns the reaped ids.
-_LUA_REAP = (
-    _LUA_MOVE
-    + """
-local P, now, maxa = unpack(ARGV, 1, 3)
-local reaped = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. now)) do
-  local k = P .. 'job:' .. id
-  local h = redis.call('HMGET', k, 'status', 'attempts', 'worker', 'cancel_requested_at')
-  redis.call('ZREM', P .. 'leases', id)
-  if h[1] == 'running' then
-    local lost = 'worker ' .. tostring(h[3]) .. ' stopped responding (its lease expired) during attempt '
-      .. h[2]
-    if h[4] then
-      move(P, id, k, 'cancelled')
-      redis.call('HSET', k, 'finished_at', now, 'updated_at', now, 'message', 'cancelled; ' .. lost)
-      redis.call('HDEL', k, 'lease_expires')
-    elseif tonumber(h[2]) >= tonumber(maxa) then
-      move(P, id, k, 'failed')
-      redis.call('HSET', k, 'finished_at', now, 'updated_at', now, 'error', lost .. ', the last of '
-        .. maxa .. ' allowed (MXCONV_JOB_MAX_ATTEMPTS). The worker may have run out of memory: '
-        .. 'try a smaller sample or batch size, then resubmit')
-      redis.call('HDEL', k, 'lease_expires')
-    else
-      move(P, id, k, 'queued')
-      redis.call('HSET', k, 'updated_at', now, 'message', 're-queued: ' .. lost)
-      redis.call('HDEL', k, 'worker', 'lease_expires')
-    end
-    table.insert(reaped, id)
-  end
-end
-return reaped
-"""
-)
-
-# ARGV: prefix, id, now. Returns {'ok', fields} | {'notfound'} | {'conflict', status}.
-_LUA_CANCEL = (
-    _LUA_MOVE
-    + """
-local P, id, now = unpack(ARGV, 1, 3)
-local k = P .. 'job:' .. id
-local h = redis.call('HMGET', k, 'status', 'cancel_requested_at')
-if not h[1] then return {'notfound'} end
-local status = h[1]
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return {'conflict', status} end
-if status == 'queued' then
-  move(P, id, k, 'cancelled')
-  redis.call('HSET', k, 'cancel_requested_at', now, 'finished_at', now, 'updated_at', now,
-    'message', 'cancelled before it started')
-elseif not h[2] then
-  redis.call('HSET', k, 'cancel_requested_at', now, 'updated_at', now,
-    'message', 'cancel requested; the worker stops at the end of this epoch')
-end
-return {'ok', redis.call('HGETALL', k)}
-"""
-)
-
-# ARGV: prefix, id. Returns {'ok'} | {'notfound'} | {'conflict', status}.
-_LUA_DELETE = """
-local P, id = unpack(ARGV, 1, 2)
-local k = P .. 'job:' .. id
-local h = redis.call('HMGET', k, 'status', 'idempotency_key')
-if not h[1] then return {'notfound'} end
-local status = h[1]
-if status ~= 'succeeded' and status ~= 'failed' and status ~= 'cancelled' then return {'conflict', status} end
+if not fenced(k, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]) then return 0 end
+local idem = redis.call('HGET', k, 'idempotency_key')
 redis.call('DEL', k, k .. ':arrays', k .. ':losses')
 redis.call('ZREM', P .. 'all', id)
-redis.call('ZREM', P .. 'status:' .. status, id)
-if h[2] then redis.call('DEL', P .. 'idem:' .. h[2]) end
-return {'ok'}
+redis.call('ZREM', P .. 'status:' .. ARGV[3], id)
+redis.call('ZREM', P .. 'leases', id)
+if idem then redis.call('DEL', P .. 'idem:' .. idem) end
+return 1
+"""
+)
+
+# ARGV: prefix, now. The records whose lease ran out before now.
+_LUA_EXPIRED = """
+local P, now = ARGV[1], ARGV[2]
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. now)) do
+  local h = redis.call('HGETALL', P .. 'job:' .. id)
+  if #h > 0 then table.insert(out, h) end
+end
+return out
 """
 
 
-def _num(x: float | int | None) -> str:
+def _num(x: float | int) -> str:
     """Numbers travel to Lua as text; ``repr`` keeps a float exact both ways."""
-    return "" if x is None else repr(float(x))
+    return repr(float(x))
 
 
 def _s(b: bytes | str) -> str:
     return b.decode() if isinstance(b, bytes) else b
+
+
+def _text(name: str, value: Any) -> str:
+    if name in JSON_FIELDS:
+        return json.dumps(value)
+    if name in INT_FIELDS:
+        return str(int(value))
+    return str(value) if name in TEXT_FIELDS else _num(value)
+
+
+def _value(name: str, text: str) -> Any:
+    if name in JSON_FIELDS:
+        return json.loads(text)
+    if name in INT_FIELDS:
+        return int(text)
+    return text if name in TEXT_FIELDS else float(text)
+
+
+def _record(raw: Mapping[bytes, bytes] | list[bytes]) -> JobRecord:
+    if isinstance(raw, list):  # HGETALL from a script: a flat list of field, value
+        raw = dict(zip(raw[::2], raw[1::2], strict=True))
+    f = {_s(k): _s(v) for k, v in raw.items()}
+    return JobRecord(**{name: _value(name, f[name]) for name in FIELDS if name in f})
+
+
+def _fence(fence: Fence) -> list[str]:
+    cancel = "" if fence.cancel_requested is None else "1" if fence.cancel_requested else "0"
+    expired = "" if fence.expired_by is None else _num(fence.expired_by)
+    return [fence.status, fence.worker or "", str(fence.attempt), cancel, expired]
+
+
+def _pairs(mapping: Mapping[Any, Any]) -> list[Any]:
+    return [x for pair in mapping.items() for x in pair]
+
+
+def _change(change: Change, blobs: Mapping[str, bytes] | None = None) -> list[Any]:
+    """``change`` as the arguments _LUA_APPLY reads: one JSON text, then the blobs."""
+    sets = [x for n, v in change.fields.items() if v is not None for x in (n, _text(n, v))]
+    encoded = {
+        "set": sets,
+        "add": [x for n, v in change.add.items() for x in (n, int(v))],
+        "del": [n for n, v in change.fields.items() if v is None],
+        "reset": change.reset_losses,
+        "losses": [x for e, v in change.losses.items() for x in (str(int(e)), _num(v))],
+    }
+    return [json.dumps(encoded), *_pairs(blobs or {})]
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -270,14 +248,11 @@ class RedisJobStore(JobStore):
     def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self.r = client
         self.p = prefix
-        self._create = client.register_script(_LUA_CREATE)
-        self._claim = client.register_script(_LUA_CLAIM)
-        self._heartbeat = client.register_script(_LUA_HEARTBEAT)
-        self._finish = client.register_script(_LUA_FINISH)
-        self._requeue = client.register_script(_LUA_REQUEUE)
-        self._reap = client.register_script(_LUA_REAP)
-        self._cancel = client.register_script(_LUA_CANCEL)
-        self._delete = client.register_script(_LUA_DELETE)
+        self._insert_script = client.register_script(_LUA_INSERT)
+        self._cas_script = client.register_script(_LUA_CAS)
+        self._remove_script = client.register_script(_LUA_REMOVE)
+        self._claim_script = client.register_script(_LUA_CLAIM)
+        self._expired_script = client.register_script(_LUA_EXPIRED)
 
     @classmethod
     def from_url(cls, url: str) -> RedisJobStore:
@@ -287,93 +262,22 @@ class RedisJobStore(JobStore):
         )
         return cls(client, prefix)
 
-    def close(self) -> None:
-        self.r.close()
+    def _outage(self, error: Exception) -> StoreUnavailable | None:
+        return StoreUnavailable(error, CHECK) if isinstance(error, OUTAGES) else None
 
-    # -- records -----------------------------------------------------------------------
+    def _close(self) -> None:
+        self.r.close()
 
     def _key(self, job_id: str) -> str:
         return f"{self.p}job:{job_id}"
 
-    @staticmethod
-    def _record(raw: Mapping[bytes, bytes] | list[bytes]) -> JobRecord:
-        if isinstance(raw, list):  # HGETALL from a script: a flat list of field, value
-            raw = dict(zip(raw[::2], raw[1::2], strict=True))
-        f = {_s(k): _s(v) for k, v in raw.items()}
+    # -- reads -------------------------------------------------------------------------
 
-        def opt_float(name: str) -> float | None:
-            return None if name not in f else float(f[name])
-
-        return JobRecord(
-            id=f["id"],
-            status=f["status"],  # type: ignore[arg-type]
-            spec=json.loads(f["spec"]),
-            epochs=int(f["epochs"]),
-            created_at=float(f["created_at"]),
-            updated_at=float(f["updated_at"]),
-            started_at=opt_float("started_at"),
-            finished_at=opt_float("finished_at"),
-            cancel_requested_at=opt_float("cancel_requested_at"),
-            attempts=int(f["attempts"]),
-            worker=f.get("worker"),
-            lease_expires=opt_float("lease_expires"),
-            epoch=int(f.get("epoch", 0)),
-            loss=opt_float("loss"),
-            elapsed=opt_float("elapsed"),
-            snapshot=None if "snapshot" not in f else json.loads(f["snapshot"]),
-            result=None if "result" not in f else json.loads(f["result"]),
-            error=f.get("error"),
-            message=f.get("message"),
-            idempotency_key=f.get("idempotency_key"),
-            digest=f.get("digest"),
-        )
-
-    # -- the API side ------------------------------------------------------------------
-
-    def create(
-        self,
-        spec: Mapping[str, Any],
-        arrays: Mapping[str, npt.NDArray[Any]],
-        *,
-        epochs: int,
-        max_queued: int | None = None,
-        idempotency_key: str | None = None,
-        digest: str | None = None,
-    ) -> tuple[JobRecord, bool]:
-        job_id = uuid.uuid4().hex
-        blobs: list[str | bytes] = []
-        for name, arr in arrays.items():
-            blobs += [name, to_npy(arr)]
-        args = [
-            self.p,
-            job_id,
-            _num(self.clock()),
-            json.dumps(dict(spec)),
-            str(int(epochs)),
-            "" if max_queued is None else str(int(max_queued)),
-            idempotency_key or "",
-            digest or "",
-            *blobs,
-        ]
-        outcome, *rest = [_s(x) for x in self._create(args=args)]
-        if outcome == "full":
-            raise QueueFull(int(rest[0]), int(max_queued or 0))
-        if outcome == "conflict":
-            raise JobConflict(
-                f"Idempotency-Key {idempotency_key!r} was already used for a different job ({rest[0]}); "
-                "use a new key for a new job"
-            )
-        record = self.get(rest[0])
-        assert record is not None
-        return record, outcome == "created"
-
-    def get(self, job_id: str) -> JobRecord | None:
+    def _get(self, job_id: str) -> JobRecord | None:
         raw = self.r.hgetall(self._key(job_id))
-        return self._record(raw) if raw else None  # type: ignore[arg-type]
+        return _record(raw) if raw else None  # type: ignore[arg-type]
 
-    def list(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0
-    ) -> tuple[list[JobRecord], int]:
+    def _list(self, status: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         index = f"{self.p}status:{status}" if status else f"{self.p}all"
         pipe = self.r.pipeline(transaction=True)
         pipe.zcard(index)
@@ -383,123 +287,65 @@ class RedisJobStore(JobStore):
         for job_id in ids:
             pipe.hgetall(self._key(_s(job_id)))
         # A job deleted between the two reads is skipped, not returned half-empty.
-        return [self._record(raw) for raw in pipe.execute() if raw], int(total)
+        return [_record(raw) for raw in pipe.execute() if raw], int(total)
 
-    def count(self, status: str) -> int:
-        return int(self.r.zcard(f"{self.p}status:{status}"))  # type: ignore[arg-type]
+    def _count(self, status: str) -> int:
+        return int(self.r.zcard(f"{self.p}status:{status}"))
 
-    def losses(self, job_id: str) -> list[float]:
+    def _losses(self, job_id: str) -> list[float]:
         raw: dict[bytes, bytes] = self.r.hgetall(f"{self._key(job_id)}:losses")  # type: ignore[assignment]
         return [float(v) for _, v in sorted((int(k), v) for k, v in raw.items())]
 
-    def arrays(self, job_id: str, names: Iterable[str] | None = None) -> dict[str, npt.NDArray[Any]]:
+    def _blobs(self, job_id: str, names: set[str] | None) -> dict[str, bytes]:
         raw: dict[bytes, bytes] = self.r.hgetall(f"{self._key(job_id)}:arrays")  # type: ignore[assignment]
-        wanted = None if names is None else set(names)
-        return {_s(k): from_npy(v) for k, v in raw.items() if wanted is None or _s(k) in wanted}
+        return {_s(k): v for k, v in raw.items() if names is None or _s(k) in names}
 
-    def cancel(self, job_id: str) -> JobRecord:
-        outcome, *rest = self._cancel(args=[self.p, job_id, _num(self.clock())])
+    def _expired(self, now: float) -> list[JobRecord]:
+        found = [_record(raw) for raw in self._expired_script(args=[self.p, _num(now)])]
+        return [job for job in found if job.status == "running"]
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _insert(self, record: JobRecord, blobs: Mapping[str, bytes], max_queued: int | None) -> Inserted:
+        values = {n: _text(n, getattr(record, n)) for n in FIELDS if getattr(record, n) is not None}
+        args = [
+            self.p,
+            record.id,
+            record.idempotency_key or "",
+            "" if max_queued is None else str(int(max_queued)),
+            str(len(values)),
+            *_pairs(values),
+            *_pairs(blobs),
+        ]
+        outcome, *rest = self._insert_script(args=args)
         outcome = _s(outcome)
-        if outcome == "notfound":
-            raise JobNotFound(job_id)
-        if outcome == "conflict":
-            raise JobConflict(f"job {job_id} has already {_s(rest[0])}; there is nothing to cancel")
-        return self._record(rest[0])
+        if outcome == "exists":
+            return Inserted("exists", existing=_record(rest[0]))
+        if outcome == "full":
+            return Inserted("full", queued=int(rest[0]))
+        return Inserted("created")
 
-    def delete(self, job_id: str) -> None:
-        outcome, *rest = [_s(x) for x in self._delete(args=[self.p, job_id])]
-        if outcome == "notfound":
-            raise JobNotFound(job_id)
-        if outcome == "conflict":
-            raise JobConflict(
-                f"job {job_id} is {rest[0]}; only finished jobs can be deleted (cancel it first)"
-            )
+    def _claim_oldest(self, worker: str, now: float, change: Change) -> JobRecord | None:
+        raw = self._claim_script(args=[self.p, worker, _num(now), *_change(change)])
+        return _record(raw) if raw else None
 
-    def ping(self) -> None:
+    def _cas(
+        self, job_id: str, fence: Fence, change: Change, blobs: Mapping[str, bytes] | None = None
+    ) -> Heartbeat:
+        answer = self._cas_script(args=[self.p, job_id, *_fence(fence), *_change(change, blobs)])
+        return _s(answer)  # type: ignore[return-value]
+
+    def _remove(self, job_id: str, fence: Fence) -> bool:
+        return bool(self._remove_script(args=[self.p, job_id, *_fence(fence)]))
+
+    def _ping(self) -> None:
         # A write, not PING: a Redis over maxmemory (noeviction), read-only or unable to
         # persist (MISCONF) answers PING but refuses every job write.
         self.r.set(f"{self.p}probe", _num(self.clock()))
 
-    # -- the worker side ---------------------------------------------------------------
-
-    def claim(self, worker: str, lease_seconds: float) -> tuple[JobRecord, Lease] | None:
-        now = self.clock()
-        raw = self._claim(args=[self.p, worker, _num(now), _num(now + lease_seconds)])
-        if not raw:
-            return None
-        record = self._record(raw)
-        return record, Lease(record.id, worker, record.attempts)
-
-    def heartbeat(
-        self,
-        lease: Lease,
-        lease_seconds: float,
-        *,
-        epoch: int | None = None,
-        loss: float | None = None,
-        elapsed: float | None = None,
-        new_losses: Mapping[int, float] | None = None,
-        snapshot: Mapping[str, Any] | None = None,
-    ) -> Heartbeat:
-        now = self.clock()
-        pairs: list[str] = []
-        for e, v in (new_losses or {}).items():
-            pairs += [str(int(e)), _num(v)]
-        answer = self._heartbeat(
-            args=[
-                self.p,
-                lease.job_id,
-                lease.worker,
-                str(lease.attempt),
-                _num(now),
-                _num(now + lease_seconds),
-                "" if epoch is None else str(int(epoch)),
-                _num(loss),
-                _num(elapsed),
-                "" if snapshot is None else json.dumps(snapshot),
-                *pairs,
-            ]
-        )
-        return _s(answer)  # type: ignore[return-value]
-
-    def finish(
-        self,
-        lease: Lease,
-        status: Status,
-        *,
-        result: Mapping[str, Any] | None = None,
-        arrays: Mapping[str, npt.NDArray[Any]] | None = None,
-        error: str | None = None,
-    ) -> bool:
-        if status not in FINISHED:
-            raise ValueError(f"finish() takes a final status, not {status!r}")
-        blobs: list[str | bytes] = []
-        for name, arr in (arrays or {}).items():
-            blobs += [name, to_npy(arr)]
-        done = self._finish(
-            args=[
-                self.p,
-                lease.job_id,
-                lease.worker,
-                str(lease.attempt),
-                status,
-                _num(self.clock()),
-                "" if result is None else json.dumps(dict(result)),
-                error or "",
-                *blobs,
-            ]
-        )
-        return bool(done)
-
-    def requeue(self, lease: Lease, reason: str) -> bool:
-        args = [self.p, lease.job_id, lease.worker, str(lease.attempt), _num(self.clock()), reason]
-        return bool(self._requeue(args=args))
-
-    def reap(self, max_attempts: int) -> list[str]:
-        return [_s(x) for x in self._reap(args=[self.p, _num(self.clock()), str(int(max_attempts))])]
-
     # -- figures for /metrics ----------------------------------------------------------
 
+    @guarded
     def worker_heartbeats(self) -> dict[str, float]:
         """Each worker's latest claim or lease renewal (idle workers poll, so they show too)."""
         raw: dict[bytes, bytes] = self.r.hgetall(f"{self.p}workers")  # type: ignore[assignment]

@@ -1,8 +1,9 @@
 """The embedded job store: one SQLite file (WAL mode) under MXCONV_DATA_DIR.
 
-Every process opens its own connections (one per thread); SQLite's file locks make the
-API processes and the job workers agree. Writes that must be atomic (claim, create under a
-queue limit, reap) run in ``BEGIN IMMEDIATE`` transactions, which take the write lock first.
+Only the store's primitives live here (the rules are in rules.py). Every process opens its
+own connections (one per thread); SQLite's file locks make the API processes and the job
+workers agree. Each write runs in a ``BEGIN IMMEDIATE`` transaction, which takes the write
+lock first, so a create under the queue limit or a fenced compare-and-set is atomic.
 """
 
 from __future__ import annotations
@@ -11,27 +12,13 @@ import json
 import os
 import sqlite3
 import threading
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy.typing as npt
-
-from .store import (
-    FINISHED,
-    Heartbeat,
-    JobConflict,
-    JobNotFound,
-    JobRecord,
-    JobStore,
-    Lease,
-    QueueFull,
-    Status,
-    from_npy,
-    to_npy,
-)
+from .records import FIELDS, JSON_FIELDS, Change, Fence, Heartbeat, Inserted, JobRecord, StoreUnavailable
+from .store import JobStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -80,29 +67,13 @@ MIN_FREE_BYTES = 1024 * 1024
 #: (name, type) of the jobs columns added after the first release of the schema, oldest first.
 ADDED_COLUMNS = (("snapshot", "TEXT"),)
 
-_COLUMNS = (
-    "id, status, spec, epochs, created_at, updated_at, started_at, finished_at, cancel_requested_at, "
-    "attempts, worker, lease_expires, epoch, loss, elapsed, snapshot, result, error, message, "
-    "idempotency_key, digest"
-)
+#: SQLite's primary result codes that mean "cannot use the store now": BUSY, LOCKED, NOMEM,
+#: READONLY, IOERR, FULL, CANTOPEN, PROTOCOL. Others (a malformed statement) are bugs.
+OUTAGE_CODES = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+CHECK = "that MXCONV_DATA_DIR is writable and its disk has space"
 
-
-# A worker's write applies only while its lease holds: the attempt number fences out stale holders.
-_SQL_HEARTBEAT = (
-    "UPDATE jobs SET lease_expires = ?, updated_at = ?, epoch = COALESCE(?, epoch), "
-    "loss = COALESCE(?, loss), elapsed = COALESCE(?, elapsed), snapshot = COALESCE(?, snapshot) WHERE "
-    "id = ? AND status = 'running' AND worker = ? AND attempts = ?"
-)
-_SQL_FINISH = (
-    "UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, lease_expires = NULL, "
-    "result = ?, error = ? WHERE "
-    "id = ? AND status = 'running' AND worker = ? AND attempts = ?"
-)
-_SQL_REQUEUE = (
-    "UPDATE jobs SET status = 'queued', worker = NULL, lease_expires = NULL, updated_at = ?, "
-    "attempts = attempts - 1, message = ? WHERE "
-    "id = ? AND status = 'running' AND worker = ? AND attempts = ?"
-)
+_COLUMNS = ", ".join(FIELDS)
+_SELECT = f"SELECT {_COLUMNS} FROM jobs"  # noqa: S608 - column names are ours
 
 
 def path_from_url(url: str) -> Path:
@@ -113,25 +84,62 @@ def path_from_url(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
+def _outage(error: Exception) -> StoreUnavailable | None:
+    if not isinstance(error, sqlite3.OperationalError):
+        return None
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+; before, every one counts
+    return StoreUnavailable(error, CHECK) if code is None or code & 0xFF in OUTAGE_CODES else None
+
+
+def _column(name: str, value: Any) -> Any:
+    return json.dumps(value) if name in JSON_FIELDS and value is not None else value
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    values = {name: row[name] for name in FIELDS}
+    for name in JSON_FIELDS:
+        if values[name] is not None:
+            values[name] = json.loads(values[name])
+    return JobRecord(**values)
+
+
+def _fence_sql(fence: Fence) -> tuple[str, list[Any]]:
+    where = "status = ? AND worker IS ? AND attempts = ?"
+    args: list[Any] = [fence.status, fence.worker, fence.attempt]
+    if fence.cancel_requested is not None:
+        where += " AND (cancel_requested_at IS NOT NULL) = ?"
+        args.append(fence.cancel_requested)
+    if fence.expired_by is not None:
+        where += " AND lease_expires < ?"
+        args.append(fence.expired_by)
+    return where, args
+
+
 class SqliteJobStore(JobStore):
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._pid = os.getpid()
-        db = self._conn()
-        db.executescript(SCHEMA)  # idempotent: IF NOT EXISTS throughout
-        # Columns added since a store file was first made (CREATE TABLE IF NOT EXISTS keeps
-        # an existing table as it was).
-        columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
-        for name, kind in ADDED_COLUMNS:
-            if name not in columns:
-                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = self._conn()
+            db.executescript(SCHEMA)  # idempotent: IF NOT EXISTS throughout
+            # Columns added since a store file was first made (CREATE TABLE IF NOT EXISTS
+            # keeps an existing table as it was).
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in ADDED_COLUMNS:
+                if name not in columns:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+        except sqlite3.Error as e:  # at open, any of them means the store cannot be used
+            raise StoreUnavailable(e, CHECK) from e
 
     @classmethod
     def from_url(cls, url: str) -> SqliteJobStore:
         return cls(path_from_url(url))
+
+    def _outage(self, error: Exception) -> StoreUnavailable | None:
+        return _outage(error)
 
     # -- connections -------------------------------------------------------------------
 
@@ -161,313 +169,132 @@ class SqliteJobStore(JobStore):
             raise
         db.execute("COMMIT")
 
-    def close(self) -> None:
+    def _close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
 
-    # -- rows --------------------------------------------------------------------------
+    def _get_in(self, db: sqlite3.Connection, job_id: str) -> JobRecord | None:
+        row = db.execute(f"{_SELECT} WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _record(row)
 
-    @staticmethod
-    def _record(row: sqlite3.Row) -> JobRecord:
-        return JobRecord(
-            id=row["id"],
-            status=row["status"],
-            spec=json.loads(row["spec"]),
-            epochs=row["epochs"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            cancel_requested_at=row["cancel_requested_at"],
-            attempts=row["attempts"],
-            worker=row["worker"],
-            lease_expires=row["lease_expires"],
-            epoch=row["epoch"],
-            loss=row["loss"],
-            elapsed=row["elapsed"],
-            snapshot=None if row["snapshot"] is None else json.loads(row["snapshot"]),
-            result=None if row["result"] is None else json.loads(row["result"]),
-            error=row["error"],
-            message=row["message"],
-            idempotency_key=row["idempotency_key"],
-            digest=row["digest"],
-        )
+    # -- reads -------------------------------------------------------------------------
 
-    def _get(self, db: sqlite3.Connection, job_id: str) -> JobRecord | None:
-        row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()  # noqa: S608
-        return None if row is None else self._record(row)
+    def _get(self, job_id: str) -> JobRecord | None:
+        return self._get_in(self._conn(), job_id)
 
-    @staticmethod
-    def _put_arrays(db: sqlite3.Connection, job_id: str, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
-        db.executemany(
-            "INSERT OR REPLACE INTO job_arrays (job_id, name, data) VALUES (?, ?, ?)",
-            [(job_id, name, to_npy(arr)) for name, arr in arrays.items()],
-        )
-
-    # -- the API side ------------------------------------------------------------------
-
-    def create(
-        self,
-        spec: Mapping[str, Any],
-        arrays: Mapping[str, npt.NDArray[Any]],
-        *,
-        epochs: int,
-        max_queued: int | None = None,
-        idempotency_key: str | None = None,
-        digest: str | None = None,
-    ) -> tuple[JobRecord, bool]:
-        blobs = {name: to_npy(arr) for name, arr in arrays.items()}  # outside the write lock
-        job_id = uuid.uuid4().hex
-        now = self.clock()
-        with self._tx() as db:
-            if idempotency_key is not None:
-                row = db.execute(
-                    f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?",  # noqa: S608
-                    (idempotency_key,),
-                ).fetchone()
-                if row is not None:
-                    existing = self._record(row)
-                    if digest is not None and existing.digest not in (None, digest):
-                        raise JobConflict(
-                            f"Idempotency-Key {idempotency_key!r} was already used for a different "
-                            f"job ({existing.id}); use a new key for a new job"
-                        )
-                    return existing, False
-            if max_queued is not None:
-                queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
-                if queued >= max_queued:
-                    raise QueueFull(queued, max_queued)
-            db.execute(
-                "INSERT INTO jobs (id, status, spec, epochs, created_at, updated_at, idempotency_key, "
-                "digest) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
-                (job_id, json.dumps(dict(spec)), epochs, now, now, idempotency_key, digest),
-            )
-            db.executemany(
-                "INSERT INTO job_arrays (job_id, name, data) VALUES (?, ?, ?)",
-                [(job_id, name, data) for name, data in blobs.items()],
-            )
-            record = self._get(db, job_id)
-        assert record is not None
-        return record, True
-
-    def get(self, job_id: str) -> JobRecord | None:
-        return self._get(self._conn(), job_id)
-
-    def list(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0
-    ) -> tuple[list[JobRecord], int]:
+    def _list(self, status: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         db = self._conn()
         where, args = ("WHERE status = ?", [status]) if status else ("", [])
         total = db.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0]  # noqa: S608
-        rows = db.execute(
-            f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",  # noqa: S608
-            [*args, limit, offset],
-        ).fetchall()
-        return [self._record(r) for r in rows], int(total)
+        rows = db.execute(f"{_SELECT} {where} ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+        return [_record(r) for r in rows.fetchall()], int(total)
 
-    def count(self, status: str) -> int:
+    def _count(self, status: str) -> int:
         return int(
             self._conn().execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
         )
 
-    def losses(self, job_id: str) -> list[float]:
-        rows = (
-            self._conn()
-            .execute("SELECT loss FROM job_losses WHERE job_id = ? ORDER BY epoch", (job_id,))
-            .fetchall()
-        )
-        return [float(r[0]) for r in rows]
+    def _losses(self, job_id: str) -> list[float]:
+        rows = self._conn().execute("SELECT loss FROM job_losses WHERE job_id = ? ORDER BY epoch", (job_id,))
+        return [float(r[0]) for r in rows.fetchall()]
 
-    def arrays(self, job_id: str, names: Iterable[str] | None = None) -> dict[str, npt.NDArray[Any]]:
-        rows = (
-            self._conn().execute("SELECT name, data FROM job_arrays WHERE job_id = ?", (job_id,)).fetchall()
-        )
-        wanted = None if names is None else set(names)
-        return {r["name"]: from_npy(r["data"]) for r in rows if wanted is None or r["name"] in wanted}
+    def _blobs(self, job_id: str, names: set[str] | None) -> dict[str, bytes]:
+        rows = self._conn().execute("SELECT name, data FROM job_arrays WHERE job_id = ?", (job_id,))
+        return {r["name"]: r["data"] for r in rows.fetchall() if names is None or r["name"] in names}
 
-    def cancel(self, job_id: str) -> JobRecord:
-        now = self.clock()
+    def _expired(self, now: float) -> list[JobRecord]:
+        rows = self._conn().execute(f"{_SELECT} WHERE status = 'running' AND lease_expires < ?", (now,))
+        return [_record(r) for r in rows.fetchall()]
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _insert(self, record: JobRecord, blobs: Mapping[str, bytes], max_queued: int | None) -> Inserted:
+        values = {name: _column(name, getattr(record, name)) for name in FIELDS}
         with self._tx() as db:
-            job = self._get(db, job_id)
-            if job is None:
-                raise JobNotFound(job_id)
-            if job.status in FINISHED:
-                raise JobConflict(f"job {job_id} has already {job.status}; there is nothing to cancel")
-            if job.status == "queued":
-                db.execute(
-                    "UPDATE jobs SET status = 'cancelled', cancel_requested_at = ?, finished_at = ?, "
-                    "updated_at = ?, message = 'cancelled before it started' WHERE id = ?",
-                    (now, now, now, job_id),
-                )
-            elif job.cancel_requested_at is None:
-                db.execute(
-                    "UPDATE jobs SET cancel_requested_at = ?, updated_at = ?, "
-                    "message = 'cancel requested; the worker stops at the end of this epoch' WHERE id = ?",
-                    (now, now, job_id),
-                )
-            record = self._get(db, job_id)
-        assert record is not None
-        return record
+            if record.idempotency_key is not None:
+                row = db.execute(f"{_SELECT} WHERE idempotency_key = ?", (record.idempotency_key,)).fetchone()
+                if row is not None:
+                    return Inserted("exists", existing=_record(row))
+            if max_queued is not None:
+                queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
+                if queued >= max_queued:
+                    return Inserted("full", queued=int(queued))
+            marks = ", ".join("?" * len(values))
+            db.execute(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({marks})", list(values.values()))  # noqa: S608
+            db.executemany(
+                "INSERT INTO job_arrays (job_id, name, data) VALUES (?, ?, ?)",
+                [(record.id, name, data) for name, data in blobs.items()],
+            )
+        return Inserted("created")
 
-    def delete(self, job_id: str) -> None:
-        with self._tx() as db:
-            job = self._get(db, job_id)
-            if job is None:
-                raise JobNotFound(job_id)
-            if job.status not in FINISHED:
-                raise JobConflict(
-                    f"job {job_id} is {job.status}; only finished jobs can be deleted (cancel it first)"
-                )
-            db.execute("DELETE FROM job_losses WHERE job_id = ?", (job_id,))
-            db.execute("DELETE FROM job_arrays WHERE job_id = ?", (job_id,))
-            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-
-    def ping(self) -> None:
-        fs = os.statvfs(self.path.parent)
-        free = fs.f_bavail * fs.f_frsize
-        if free < MIN_FREE_BYTES:
-            where = self.path.parent
-            raise sqlite3.OperationalError(f"database or disk is full ({free} bytes free in {where})")
-        with self._tx() as db:  # a real write: a read-only file or disk fails here
-            db.execute("INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, ?)", (self.clock(),))
-
-    # -- the worker side ---------------------------------------------------------------
-
-    def claim(self, worker: str, lease_seconds: float) -> tuple[JobRecord, Lease] | None:
+    def _claim_oldest(self, worker: str, now: float, change: Change) -> JobRecord | None:
         db = self._conn()
         # A cheap read first, so idle workers polling the queue never take the write lock.
         if db.execute("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1").fetchone() is None:
             return None
-        now = self.clock()
         with self._tx() as db:
             row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1").fetchone()
             if row is None:
                 return None
-            job_id = row["id"]
-            db.execute(
-                "UPDATE jobs SET status = 'running', worker = ?, attempts = attempts + 1, lease_expires = ?, "
-                "started_at = ?, updated_at = ?, epoch = 0, loss = NULL, elapsed = 0, snapshot = NULL "
-                "WHERE id = ?",
-                (worker, now + lease_seconds, now, now, job_id),
-            )
-            db.execute("DELETE FROM job_losses WHERE job_id = ?", (job_id,))
-            record = self._get(db, job_id)
-        assert record is not None
-        return record, Lease(job_id, worker, record.attempts)
+            self._write(db, row["id"], "", [], change, None)
+            return self._get_in(db, row["id"])
 
-    def heartbeat(
-        self,
-        lease: Lease,
-        lease_seconds: float,
-        *,
-        epoch: int | None = None,
-        loss: float | None = None,
-        elapsed: float | None = None,
-        new_losses: Mapping[int, float] | None = None,
-        snapshot: Mapping[str, Any] | None = None,
+    def _cas(
+        self, job_id: str, fence: Fence, change: Change, blobs: Mapping[str, bytes] | None = None
     ) -> Heartbeat:
-        now = self.clock()
-        hold = (lease.job_id, lease.worker, lease.attempt)
-        snap = None if snapshot is None else json.dumps(snapshot)
+        where, args = _fence_sql(fence)
         with self._tx() as db:
-            cur = db.execute(
-                _SQL_HEARTBEAT,
-                (now + lease_seconds, now, epoch, loss, elapsed, snap, *hold),
-            )
-            if cur.rowcount == 0:
+            if not self._write(db, job_id, f" AND {where}", args, change, blobs):
                 return "lost"
-            if new_losses:
-                db.executemany(
-                    "INSERT OR REPLACE INTO job_losses (job_id, epoch, loss) VALUES (?, ?, ?)",
-                    [(lease.job_id, e, float(v)) for e, v in new_losses.items()],
-                )
-            row = db.execute("SELECT cancel_requested_at FROM jobs WHERE id = ?", (lease.job_id,)).fetchone()
-        return "cancel" if row["cancel_requested_at"] is not None else "ok"
+            row = db.execute("SELECT cancel_requested_at FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return "ok" if row["cancel_requested_at"] is None else "cancel"
 
-    def finish(
-        self,
-        lease: Lease,
-        status: Status,
-        *,
-        result: Mapping[str, Any] | None = None,
-        arrays: Mapping[str, npt.NDArray[Any]] | None = None,
-        error: str | None = None,
+    @staticmethod
+    def _write(
+        db: sqlite3.Connection,
+        job_id: str,
+        where: str,
+        args: list[Any],
+        change: Change,
+        blobs: Mapping[str, bytes] | None,
     ) -> bool:
-        if status not in FINISHED:
-            raise ValueError(f"finish() takes a final status, not {status!r}")
-        now = self.clock()
-        with self._tx() as db:
-            cur = db.execute(
-                _SQL_FINISH,
-                (
-                    status,
-                    now,
-                    now,
-                    None if result is None else json.dumps(dict(result)),
-                    error,
-                    lease.job_id,
-                    lease.worker,
-                    lease.attempt,
-                ),
+        """``change`` to the job if it meets ``where``, inside the caller's transaction."""
+        sets = [f"{name} = ?" for name in change.fields] + [f"{name} = {name} + ?" for name in change.add]
+        values = [_column(name, value) for name, value in change.fields.items()] + list(change.add.values())
+        sql = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?{where}"  # noqa: S608 - names checked by Change
+        if db.execute(sql, [*values, job_id, *args]).rowcount == 0:
+            return False
+        if change.reset_losses:
+            db.execute("DELETE FROM job_losses WHERE job_id = ?", (job_id,))
+        if change.losses:
+            db.executemany(
+                "INSERT OR REPLACE INTO job_losses (job_id, epoch, loss) VALUES (?, ?, ?)",
+                [(job_id, epoch, loss) for epoch, loss in change.losses.items()],
             )
-            if cur.rowcount == 0:
-                return False
-            if arrays:
-                self._put_arrays(db, lease.job_id, arrays)
+        if blobs:
+            db.executemany(
+                "INSERT OR REPLACE INTO job_arrays (job_id, name, data) VALUES (?, ?, ?)",
+                [(job_id, name, data) for name, data in blobs.items()],
+            )
         return True
 
-    def requeue(self, lease: Lease, reason: str) -> bool:
-        now = self.clock()
+    def _remove(self, job_id: str, fence: Fence) -> bool:
+        where, args = _fence_sql(fence)
         with self._tx() as db:
-            cur = db.execute(
-                _SQL_REQUEUE,
-                (now, reason, lease.job_id, lease.worker, lease.attempt),
-            )
-            return cur.rowcount > 0
+            if db.execute(f"DELETE FROM jobs WHERE id = ? AND {where}", [job_id, *args]).rowcount == 0:  # noqa: S608
+                return False
+            db.execute("DELETE FROM job_losses WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM job_arrays WHERE job_id = ?", (job_id,))
+        return True
 
-    def reap(self, max_attempts: int) -> list[str]:
-        db = self._conn()
-        now = self.clock()
-        expired = "status = 'running' AND lease_expires < ?"
-        if db.execute(f"SELECT 1 FROM jobs WHERE {expired} LIMIT 1", (now,)).fetchone() is None:  # noqa: S608
-            return []
-        reaped = []
-        with self._tx() as db:
-            rows = db.execute(
-                f"SELECT id, attempts, worker, cancel_requested_at FROM jobs WHERE {expired}",  # noqa: S608
-                (now,),
-            ).fetchall()
-            for r in rows:
-                lost = (
-                    f"worker {r['worker']} stopped responding (its lease expired) "
-                    f"during attempt {r['attempts']}"
-                )
-                if r["cancel_requested_at"] is not None:
-                    db.execute(
-                        "UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?, "
-                        "lease_expires = NULL, message = ? WHERE id = ?",
-                        (now, now, f"cancelled; {lost}", r["id"]),
-                    )
-                elif r["attempts"] >= max_attempts:
-                    db.execute(
-                        "UPDATE jobs SET status = 'failed', finished_at = ?, updated_at = ?, "
-                        "lease_expires = NULL, error = ? WHERE id = ?",
-                        (
-                            now,
-                            now,
-                            f"{lost}, the last of {max_attempts} allowed (MXCONV_JOB_MAX_ATTEMPTS). "
-                            "The worker may have run out of memory: try a smaller sample or batch size, "
-                            "then resubmit",
-                            r["id"],
-                        ),
-                    )
-                else:
-                    db.execute(
-                        "UPDATE jobs SET status = 'queued', worker = NULL, lease_expires = NULL, "
-                        "updated_at = ?, message = ? WHERE id = ?",
-                        (now, f"re-queued: {lost}", r["id"]),
-                    )
-                reaped.append(r["id"])
-        return reaped
+    def _ping(self) -> None:
+        fs = os.statvfs(self.path.parent)
+        free = fs.f_bavail * fs.f_frsize
+        if free < MIN_FREE_BYTES:
+            raise StoreUnavailable(
+                f"database or disk is full ({free} bytes free in {self.path.parent})", CHECK
+            )
+        with self._tx() as db:  # a real write: a read-only file or disk fails here
+            db.execute("INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, ?)", (self.clock(),))

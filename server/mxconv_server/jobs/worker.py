@@ -22,7 +22,9 @@ import time
 from typing import Any
 
 from ..config import Settings
-from .store import Heartbeat, JobRecord, JobStore, Lease
+from . import rules
+from .records import Heartbeat, JobRecord, Lease, StoreUnavailable
+from .store import JobStore
 
 log = logging.getLogger("mxconv.jobs.worker")
 
@@ -70,9 +72,12 @@ class Worker:
             try:
                 busy = self.run_once()
                 failures = 0
-            except Exception:  # the store is unreachable or locked: back off, keep the process
+            except Exception as e:  # the store is unreachable or locked: back off, keep the process
                 failures += 1
-                log.exception("job worker %s: the job store failed (%d in a row)", self.id, failures)
+                if isinstance(e, StoreUnavailable):  # an outage: one line, no trace
+                    log.warning("job worker %s: %s (%d in a row)", self.id, e, failures)
+                else:
+                    log.exception("job worker %s: the job store failed (%d in a row)", self.id, failures)
                 busy = False
                 self.stopping.wait(min(10.0, 0.5 * 2**failures))
             if not busy:
@@ -110,7 +115,10 @@ class Worker:
             while not done.wait(lease_s / 3):
                 try:
                     answer = self.store.heartbeat(lease, lease_s)
-                except Exception:  # a busy store: try again next time
+                except StoreUnavailable as e:  # a busy or absent store: try again next time
+                    log.warning("job %s: heartbeat failed: %s", job.id, e)
+                    continue
+                except Exception:
                     log.exception("job %s: heartbeat failed", job.id)
                     continue
                 if answer != "ok":
@@ -166,23 +174,20 @@ class Worker:
         except LeaseLost:
             log.warning("job %s: lease lost to another worker; dropping attempt %d", job.id, lease.attempt)
         except ShuttingDown:
-            reason = (
-                f"re-queued: worker {self.id} shut down at epoch {last['epoch']} of attempt "
-                f"{lease.attempt}; the job starts over"
-            )
+            reason = rules.shut_down(self.id, int(last["epoch"]), lease.attempt)
             self.store.requeue(lease, reason)
             log.info("job %s: %s", job.id, reason)
         except training.TimeLimitExceeded as e:
             self._finish(lease, "failed", error=f"{e} (MXCONV_MAX_JOB_SECONDS)")
         except (InvalidArgument, FloatingPointError, ValueError) as e:
             self._finish(lease, "failed", error=str(e))
+        except StoreUnavailable as e:  # not the job's fault: its lease lapses, and it runs again
+            log.warning(
+                "job %s: attempt %d dropped, the job store is unavailable: %s", job.id, lease.attempt, e
+            )
         except Exception as e:  # a bug: keep the trace in the log, tell the user what happened
             log.exception("job %s failed", job.id)
-            self._finish(
-                lease,
-                "failed",
-                error=f"internal error in the job worker ({type(e).__name__}); the worker log has details",
-            )
+            self._finish(lease, "failed", error=rules.internal_error(e))
         else:
             if pending:
                 flush(None)
