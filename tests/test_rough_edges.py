@@ -85,3 +85,15 @@ def test_the_progress_bar_counts_no_epoch_while_the_job_is_queued() -> None:
         assert bar.n == 2
     finally:
         bar.close()
+
+
+def test_cancelling_a_finished_job_says_so_in_english(client) -> None:
+    job = client.post(
+        "/v1/jobs", json={"x": [[1, 2], [3, 4]], "y": [[1, 2], [3, 4]], "layer": {"kernel_size": 1}}
+    )
+    job_id = job.get_json()["id"]
+    assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200  # queued: cancelled at once
+    again = client.post(f"/v1/jobs/{job_id}/cancel")
+    assert again.status_code == 409
+    message = again.get_json()["error"]["message"]
+    assert message == f"job {job_id} has already finished (cancelled); there is nothing to cancel"
