@@ -57,7 +57,7 @@ def claimed(job: JobRecord, worker: str, now: float = NOW) -> JobRecord | None:
 
 def test_claim_starts_an_attempt_with_a_lease() -> None:
     change = rules.claim("w", NOW, 10)
-    assert dict(change.add) == {"attempts": 1} and change.reset_losses
+    assert dict(change.add) == {"attempts": 1} and change.trim_history
     f = change.fields
     assert (f["status"], f["worker"], f["lease_expires"], f["started_at"], f["updated_at"]) == (
         "running",
@@ -77,9 +77,29 @@ def test_progress_sets_only_what_is_given_and_renews_the_lease() -> None:
     t = rules.progress(lease, NOW + 5, 10, epoch=2, new_losses={1: 0.9, 2: 0.5})
     assert t.fence == Fence("running", "w", 1)
     assert dict(t.change.fields) == {"lease_expires": NOW + 15, "updated_at": NOW + 5, "epoch": 2}
-    assert dict(t.change.losses) == {1: 0.9, 2: 0.5} and not t.change.reset_losses
+    assert dict(t.change.losses) == {1: 0.9, 2: 0.5} and not t.change.trim_history
     snap = rules.progress(lease, NOW, 10, snapshot={"weight": [1.0]}, loss=0.25, elapsed=1.0)
     assert {"snapshot", "loss", "elapsed"} <= set(snap.change.fields)
+    assert "checkpoint" not in snap.change.fields and not snap.change.metrics
+
+
+def test_a_checkpoint_moves_the_checkpoint_epoch_with_the_progress() -> None:
+    lease = Lease("j1", "w", 1)
+    t = rules.progress(
+        lease, NOW, 10, epoch=20, new_metrics={"val_loss": {20: 0.5}, "accuracy": {}},
+        checkpoint={"epoch": 20, "arrays": ["p/0.weight"]},
+    )  # fmt: skip
+    assert t.change.fields["checkpoint_epoch"] == 20 and t.change.fields["checkpoint"]["epoch"] == 20
+    assert dict(t.change.metrics) == {"val_loss": {20: 0.5}}  # an empty series writes nothing
+    after = rules.apply(queued(status="running", worker="w", attempts=1), t.change)
+    assert after.checkpoint_epoch == 20
+
+
+def test_shutting_down_says_whether_the_job_resumes() -> None:
+    assert rules.shut_down("w", 7, 1).endswith("the job starts over")
+    assert rules.shut_down("w", 57, 1, checkpoint_epoch=50).endswith(
+        "resumes from its checkpoint after epoch 50"
+    )
 
 
 def test_finish_takes_a_final_status_and_clears_the_lease() -> None:

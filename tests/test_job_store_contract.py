@@ -294,3 +294,100 @@ def test_sqlite_store_made_before_a_column_existed_gains_it(tmp_path: Path) -> N
     assert claimed is not None and claimed[0].id == job_id
     assert reopened.heartbeat(claimed[1], 10, epoch=1, snapshot={"weight": [1.0]}) == "ok"
     assert reopened.get(job_id).snapshot == {"weight": [1.0]}  # type: ignore[union-attr]
+
+
+# -- checkpoints (network jobs) -------------------------------------------------------------
+
+
+def _weights(value: float) -> dict[str, np.ndarray]:
+    return {"p/0.weight": np.full((2, 3), value, dtype=np.float32), "s/0.weight/0": np.zeros(6, np.float32)}
+
+
+def test_a_checkpoint_is_written_with_its_progress_and_read_back(store: JobStore, clock: Clock) -> None:
+    job_id = _new(store)
+    claimed = store.claim("w", 10)
+    assert claimed is not None and store.checkpoint(job_id) is None
+    lease = claimed[1]
+    assert (
+        store.heartbeat(
+            lease, 10, epoch=2, new_losses={1: 0.9, 2: 0.8}, new_metrics={"val_loss": {1: 1.5, 2: 1.25}}
+        )
+        == "ok"
+    )
+    answer = store.heartbeat(
+        lease, 10, epoch=3, new_losses={3: 0.7}, new_metrics={"val_loss": {3: 1.0}, "accuracy": {3: 0.5}},
+        checkpoint=({"epoch": 3, "elapsed": 1.5, "optimizer": {"num_update": 9}}, _weights(1.0)),
+    )  # fmt: skip
+    assert answer == "ok"
+    meta, arrays = store.checkpoint(job_id)  # type: ignore[misc]
+    assert meta["epoch"] == 3 and meta["optimizer"] == {"num_update": 9} and meta["saved_at"] == clock.now
+    assert meta["arrays"] == sorted(_weights(1.0)) and set(arrays) == set(_weights(1.0))
+    assert np.array_equal(arrays["p/0.weight"], _weights(1.0)["p/0.weight"])
+    got = store.get(job_id)
+    assert got is not None and got.checkpoint_epoch == 3 and got.epoch == 3
+    assert store.losses(job_id) == [0.9, 0.8, 0.7]
+    assert store.history(job_id) == {"val_loss": [1.5, 1.25, 1.0], "accuracy": [0.5]}
+    # the next checkpoint replaces it, arrays and all
+    store.heartbeat(lease, 10, epoch=4, checkpoint=({"epoch": 4}, _weights(2.0)))
+    meta, arrays = store.checkpoint(job_id)  # type: ignore[misc]
+    assert meta["epoch"] == 4 and float(arrays["p/0.weight"][0, 0]) == 2.0
+    assert set(store.arrays(job_id, ["x", "y"])) == {"x", "y"}  # only what is asked for
+
+
+def test_history_is_in_epoch_order_past_nine(store: JobStore) -> None:
+    job_id = _new(store)
+    claimed = store.claim("w", 10)
+    assert claimed is not None
+    store.heartbeat(claimed[1], 10, new_metrics={"acc": {10: 0.10, 2: 0.02, 1: 0.01}})
+    assert store.history(job_id) == {"acc": [0.01, 0.02, 0.10]}
+
+
+def test_a_new_attempt_keeps_the_history_up_to_the_checkpoint(store: JobStore, clock: Clock) -> None:
+    job_id = _new(store)
+    claimed = store.claim("dead", 10)
+    assert claimed is not None
+    old = claimed[1]
+    for epoch in range(1, 7):  # a checkpoint after epoch 4, then two more epochs
+        ckpt = ({"epoch": epoch}, _weights(float(epoch))) if epoch == 4 else None
+        metrics = {"val_loss": {epoch: 10.0 + epoch}}
+        assert store.heartbeat(old, 10, epoch=epoch, new_losses={epoch: float(epoch)}, new_metrics=metrics,
+                               checkpoint=ckpt) == "ok"  # fmt: skip
+    clock.now += 11
+    assert store.reap(max_attempts=3) == [job_id]
+    again = store.claim("alive", 10)
+    assert again is not None and again[0].attempts == 2 and again[0].checkpoint_epoch == 4
+    assert store.losses(job_id) == [1.0, 2.0, 3.0, 4.0]  # continuous up to the checkpoint
+    assert store.history(job_id) == {"val_loss": [11.0, 12.0, 13.0, 14.0]}
+    meta, arrays = store.checkpoint(job_id)  # type: ignore[misc]
+    assert meta["epoch"] == 4 and float(arrays["p/0.weight"][0, 0]) == 4.0
+    # The dead worker wakes up: its checkpoint is refused like any other write.
+    assert store.heartbeat(old, 10, epoch=9, checkpoint=({"epoch": 9}, _weights(9.0))) == "lost"
+    assert store.checkpoint(job_id)[0]["epoch"] == 4  # type: ignore[index]
+    # The new attempt goes on from epoch 5.
+    new = again[1]
+    assert store.heartbeat(new, 10, epoch=5, new_losses={5: 5.5}, new_metrics={"val_loss": {5: 15.5}}) == "ok"
+    assert store.losses(job_id) == [1.0, 2.0, 3.0, 4.0, 5.5]
+    # Without any checkpoint a new attempt starts with no history at all (as before).
+    other = _new(store)
+    first = store.claim("w", 10)
+    assert first is not None and first[0].id == other
+    store.heartbeat(first[1], 10, epoch=1, new_losses={1: 1.0}, new_metrics={"val_loss": {1: 1.0}})
+    assert store.requeue(first[1], "bye")
+    assert store.claim("w", 10) is not None
+    assert store.losses(other) == [] and store.history(other) == {}
+
+
+def test_a_cancelled_job_keeps_its_last_checkpoint_and_delete_removes_it(store: JobStore) -> None:
+    job_id = _new(store)
+    claimed = store.claim("w", 10)
+    assert claimed is not None
+    store.heartbeat(claimed[1], 10, epoch=10, new_metrics={"accuracy": {10: 0.9}},
+                    checkpoint=({"epoch": 10}, _weights(3.0)))  # fmt: skip
+    store.cancel(job_id)
+    assert store.finish(claimed[1], "cancelled")
+    got = store.get(job_id)
+    assert got is not None and got.status == "cancelled" and got.checkpoint_epoch == 10
+    meta, arrays = store.checkpoint(job_id)  # type: ignore[misc]
+    assert meta["epoch"] == 10 and float(arrays["p/0.weight"][1, 2]) == 3.0
+    store.delete(job_id)
+    assert store.checkpoint(job_id) is None and store.history(job_id) == {} and store.arrays(job_id) == {}

@@ -77,6 +77,10 @@ class JobRecord:
     # so a watcher sees the kernel being learned, not only at the end.
     snapshot: dict[str, Any] | None = None
     result: dict[str, Any] | None = None  # scalars; learned arrays are stored apart
+    # A network job's last checkpoint: what it holds besides its arrays (stored apart, as
+    # "checkpoint/<name>"), and the epoch it was saved after; a new attempt resumes there.
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_epoch: int = 0
     error: str | None = None  # why it failed, in words a user can act on
     message: str | None = None  # the latest note: re-queued after a worker died, ...
     idempotency_key: str | None = None
@@ -90,8 +94,8 @@ class JobRecord:
 #: Every stored field of a record, in order; backends store these and nothing else.
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(JobRecord))
 #: Fields held as JSON text, the integer ones and the text ones (the rest are floats).
-JSON_FIELDS = frozenset({"spec", "snapshot", "result"})
-INT_FIELDS = frozenset({"epochs", "attempts", "epoch"})
+JSON_FIELDS = frozenset({"spec", "snapshot", "result", "checkpoint"})
+INT_FIELDS = frozenset({"epochs", "attempts", "epoch", "checkpoint_epoch"})
 TEXT_FIELDS = frozenset({"id", "status", "worker", "error", "message", "idempotency_key", "digest"})
 _SETTABLE = frozenset(FIELDS) - {"id"}
 
@@ -136,13 +140,15 @@ class Fence:
 @dataclass(frozen=True)
 class Change:
     """What a conditional write sets: record fields (None clears one), integer fields to add
-    to (``add``), and the loss history (``reset_losses`` empties it first; ``losses`` adds
-    epoch -> loss)."""
+    to (``add``), and the histories: ``trim_history`` first drops the loss and metric history
+    after the record's ``checkpoint_epoch`` (all of it when there is no checkpoint), then
+    ``losses`` adds epoch -> loss and ``metrics`` adds name -> epoch -> value."""
 
     fields: Mapping[str, Any]
     add: Mapping[str, int] = field(default_factory=dict)
-    reset_losses: bool = False
+    trim_history: bool = False
     losses: Mapping[int, float] = field(default_factory=dict)
+    metrics: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (self.fields.keys() <= _SETTABLE and self.add.keys() <= INT_FIELDS - self.fields.keys()):

@@ -12,7 +12,9 @@ deployments share one Redis):
 * ``job:<id>`` hash: the record's fields (spec and result as JSON; absent field = None) and
   ``seq``, the creation order;
 * ``job:<id>:arrays`` hash: array name -> ``.npy`` bytes (never pickle);
-* ``job:<id>:losses`` hash: epoch -> loss of the current attempt;
+* ``job:<id>:losses`` hash: epoch -> loss of the current attempt (and of those before it, up
+  to the checkpoint it resumed from);
+* ``job:<id>:metrics`` hash: ``<name>|<epoch>`` -> value, a network's other histories;
 * ``all`` and ``status:<status>`` sorted sets of ids by ``seq``: listing, counting, and the
   queue itself (``status:queued``, oldest first);
 * ``leases`` sorted set of the ids that hold a lease, by its expiry: what reaping scans;
@@ -98,16 +100,27 @@ return {'created'}
 """
 
 # Apply the change in ARGV[i] (JSON: "set" and "add" as flat field, value lists, "del" the
-# fields to clear, "reset" to empty the losses, "losses" a flat epoch, loss list), and the
-# name/blob pairs after it, to job key k, whose status was old. The indexes follow the record.
+# fields to clear, "trim" to drop the histories after the checkpoint epoch, "losses" a flat
+# epoch, loss list, "metrics" a flat name|epoch, value list), and the name/blob pairs after
+# it, to job key k, whose status was old. The indexes follow the record.
 _LUA_APPLY = """
+local function trim(key, kept, epoch_of)
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if tonumber(epoch_of(f)) > kept then redis.call('HDEL', key, f) end
+  end
+end
 local function apply(P, id, k, old, i)
   local c = cjson.decode(ARGV[i])
   if #c.set > 0 then redis.call('HSET', k, unpack(c.set)) end
   for j = 1, #c.add, 2 do redis.call('HINCRBY', k, c.add[j], c.add[j + 1]) end
   if #c.del > 0 then redis.call('HDEL', k, unpack(c.del)) end
-  if c.reset then redis.call('DEL', k .. ':losses') end
+  if c.trim then
+    local kept = tonumber(redis.call('HGET', k, 'checkpoint_epoch') or '0')
+    trim(k .. ':losses', kept, function(f) return f end)
+    trim(k .. ':metrics', kept, function(f) return string.match(f, '|(%d+)$') end)
+  end
   if #c.losses > 0 then redis.call('HSET', k .. ':losses', unpack(c.losses)) end
+  if #c.metrics > 0 then redis.call('HSET', k .. ':metrics', unpack(c.metrics)) end
   if i < #ARGV then redis.call('HSET', k .. ':arrays', unpack(ARGV, i + 1, #ARGV)) end
   local h = redis.call('HMGET', k, 'status', 'seq', 'lease_expires', 'worker', 'updated_at',
     'cancel_requested_at')
@@ -159,7 +172,7 @@ local P, id = ARGV[1], ARGV[2]
 local k = P .. 'job:' .. id
 if not fenced(k, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]) then return 0 end
 local idem = redis.call('HGET', k, 'idempotency_key')
-redis.call('DEL', k, k .. ':arrays', k .. ':losses')
+redis.call('DEL', k, k .. ':arrays', k .. ':losses', k .. ':metrics')
 redis.call('ZREM', P .. 'all', id)
 redis.call('ZREM', P .. 'status:' .. ARGV[3], id)
 redis.call('ZREM', P .. 'leases', id)
@@ -229,8 +242,14 @@ def _change(change: Change, blobs: Mapping[str, bytes] | None = None) -> list[An
         "set": sets,
         "add": [x for n, v in change.add.items() for x in (n, int(v))],
         "del": [n for n, v in change.fields.items() if v is None],
-        "reset": change.reset_losses,
+        "trim": change.trim_history,
         "losses": [x for e, v in change.losses.items() for x in (str(int(e)), _num(v))],
+        "metrics": [
+            x
+            for name, series in change.metrics.items()
+            for e, v in series.items()
+            for x in (f"{name}|{int(e)}", _num(v))
+        ],
     }
     return [json.dumps(encoded), *_pairs(blobs or {})]
 
@@ -296,9 +315,24 @@ class RedisJobStore(JobStore):
         raw: dict[bytes, bytes] = self.r.hgetall(f"{self._key(job_id)}:losses")  # type: ignore[assignment]
         return [float(v) for _, v in sorted((int(k), v) for k, v in raw.items())]
 
+    def _history(self, job_id: str) -> dict[str, list[float]]:
+        raw: dict[bytes, bytes] = self.r.hgetall(f"{self._key(job_id)}:metrics")  # type: ignore[assignment]
+        points = sorted(
+            (name, int(epoch), float(v)) for k, v in raw.items() for name, _, epoch in [_s(k).rpartition("|")]
+        )
+        out: dict[str, list[float]] = {}
+        for name, _, value in points:
+            out.setdefault(name, []).append(value)
+        return out
+
     def _blobs(self, job_id: str, names: set[str] | None) -> dict[str, bytes]:
-        raw: dict[bytes, bytes] = self.r.hgetall(f"{self._key(job_id)}:arrays")  # type: ignore[assignment]
-        return {_s(k): v for k, v in raw.items() if names is None or _s(k) in names}
+        key = f"{self._key(job_id)}:arrays"
+        if names is None:
+            raw: dict[bytes, bytes] = self.r.hgetall(key)  # type: ignore[assignment]
+            return {_s(k): v for k, v in raw.items()}
+        wanted = sorted(names)  # only the blobs asked for are read
+        values = self.r.hmget(key, wanted) if wanted else []
+        return {name: v for name, v in zip(wanted, values, strict=True) if v is not None}  # type: ignore[arg-type]
 
     def _expired(self, now: float) -> list[JobRecord]:
         found = [_record(raw) for raw in self._expired_script(args=[self.p, _num(now)])]

@@ -57,8 +57,13 @@ def out_of_attempts(job: JobRecord, max_attempts: int) -> str:
     )
 
 
-def shut_down(worker: str, epoch: int, attempt: int) -> str:
-    return f"re-queued: worker {worker} shut down at epoch {epoch} of attempt {attempt}; the job starts over"
+def shut_down(worker: str, epoch: int, attempt: int, checkpoint_epoch: int = 0) -> str:
+    then = (
+        f"it resumes from its checkpoint after epoch {checkpoint_epoch}"
+        if checkpoint_epoch
+        else "the job starts over"
+    )
+    return f"re-queued: worker {worker} shut down at epoch {epoch} of attempt {attempt}; {then}"
 
 
 def internal_error(exc: BaseException) -> str:
@@ -142,7 +147,8 @@ def deletable(job: JobRecord) -> Fence:
 
 def claim(worker: str, now: float, lease_seconds: float) -> Change:
     """What taking the oldest queued job does to it (the backend picks the job and applies
-    this atomically): running, one more attempt, a fresh lease; the last attempt's progress goes."""
+    this atomically): running, one more attempt, a fresh lease; the last attempt's progress
+    goes, but for the history up to its checkpoint, where a network job resumes."""
     fields = {
         "status": "running",
         "worker": worker,
@@ -154,7 +160,7 @@ def claim(worker: str, now: float, lease_seconds: float) -> Change:
         "elapsed": 0.0,
         "snapshot": None,
     }
-    return Change(fields, add={"attempts": 1}, reset_losses=True)
+    return Change(fields, add={"attempts": 1}, trim_history=True)
 
 
 def lease_of(job: JobRecord) -> Lease:
@@ -171,14 +177,25 @@ def progress(
     loss: float | None = None,
     elapsed: float | None = None,
     new_losses: Mapping[int, float] | None = None,
+    new_metrics: Mapping[str, Mapping[int, float]] | None = None,
     snapshot: Mapping[str, Any] | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> Transition:
-    """Renew the lease; record what is given (what is not given keeps its value)."""
+    """Renew the lease; record what is given (what is not given keeps its value). With a
+    ``checkpoint`` (its JSON part, with the ``epoch`` it was saved after) the job's last
+    checkpoint moves there; its arrays go with the same write."""
     given = {"epoch": epoch, "loss": loss, "elapsed": elapsed, "snapshot": snapshot}
     fields: dict[str, Any] = {"lease_expires": now + lease_seconds, "updated_at": now}
     fields.update({k: v for k, v in given.items() if v is not None})
+    if checkpoint is not None:
+        fields.update(checkpoint=dict(checkpoint), checkpoint_epoch=int(checkpoint["epoch"]))
     losses = {int(e): float(v) for e, v in (new_losses or {}).items()}
-    return Transition(Fence.held(lease), Change(fields, losses=losses))
+    metrics = {
+        str(name): {int(e): float(v) for e, v in series.items()}
+        for name, series in (new_metrics or {}).items()
+        if series
+    }
+    return Transition(Fence.held(lease), Change(fields, losses=losses, metrics=metrics))
 
 
 def finish(

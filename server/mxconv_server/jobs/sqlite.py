@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     message TEXT,
     idempotency_key TEXT UNIQUE,
-    digest TEXT
+    digest TEXT,
+    checkpoint TEXT,
+    checkpoint_epoch INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE TABLE IF NOT EXISTS job_arrays (
@@ -58,6 +60,13 @@ CREATE TABLE IF NOT EXISTS job_losses (
     loss REAL NOT NULL,
     PRIMARY KEY (job_id, epoch)
 );
+CREATE TABLE IF NOT EXISTS job_metrics (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (job_id, name, epoch)
+);
 CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
 #: Readiness fails below this much free space where the store lives: a submit would fail (a
@@ -65,7 +74,11 @@ CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, at REAL NOT NULL
 MIN_FREE_BYTES = 1024 * 1024
 
 #: (name, type) of the jobs columns added after the first release of the schema, oldest first.
-ADDED_COLUMNS = (("snapshot", "TEXT"),)
+ADDED_COLUMNS = (
+    ("snapshot", "TEXT"),
+    ("checkpoint", "TEXT"),
+    ("checkpoint_epoch", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 #: SQLite's primary result codes that mean "cannot use the store now": BUSY, LOCKED, NOMEM,
 #: READONLY, IOERR, FULL, CANTOPEN, PROTOCOL. Others (a malformed statement) are bugs.
@@ -200,9 +213,25 @@ class SqliteJobStore(JobStore):
         rows = self._conn().execute("SELECT loss FROM job_losses WHERE job_id = ? ORDER BY epoch", (job_id,))
         return [float(r[0]) for r in rows.fetchall()]
 
+    def _history(self, job_id: str) -> dict[str, list[float]]:
+        rows = self._conn().execute(
+            "SELECT name, value FROM job_metrics WHERE job_id = ? ORDER BY name, epoch", (job_id,)
+        )
+        out: dict[str, list[float]] = {}
+        for r in rows.fetchall():
+            out.setdefault(r["name"], []).append(float(r["value"]))
+        return out
+
     def _blobs(self, job_id: str, names: set[str] | None) -> dict[str, bytes]:
-        rows = self._conn().execute("SELECT name, data FROM job_arrays WHERE job_id = ?", (job_id,))
-        return {r["name"]: r["data"] for r in rows.fetchall() if names is None or r["name"] in names}
+        if names is None:
+            rows = self._conn().execute("SELECT name, data FROM job_arrays WHERE job_id = ?", (job_id,))
+        else:  # only the blobs asked for are read: a model's weights without its training data
+            marks = ", ".join("?" * len(names))
+            rows = self._conn().execute(
+                f"SELECT name, data FROM job_arrays WHERE job_id = ? AND name IN ({marks})",  # noqa: S608
+                [job_id, *sorted(names)],
+            )
+        return {r["name"]: r["data"] for r in rows.fetchall()}
 
     def _expired(self, now: float) -> list[JobRecord]:
         rows = self._conn().execute(f"{_SELECT} WHERE status = 'running' AND lease_expires < ?", (now,))
@@ -266,12 +295,19 @@ class SqliteJobStore(JobStore):
         sql = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?{where}"  # noqa: S608 - names checked by Change
         if db.execute(sql, [*values, job_id, *args]).rowcount == 0:
             return False
-        if change.reset_losses:
-            db.execute("DELETE FROM job_losses WHERE job_id = ?", (job_id,))
+        if change.trim_history:
+            kept = "(SELECT checkpoint_epoch FROM jobs WHERE id = ?)"
+            for table in ("job_losses", "job_metrics"):
+                db.execute(f"DELETE FROM {table} WHERE job_id = ? AND epoch > {kept}", (job_id, job_id))  # noqa: S608
         if change.losses:
             db.executemany(
                 "INSERT OR REPLACE INTO job_losses (job_id, epoch, loss) VALUES (?, ?, ?)",
                 [(job_id, epoch, loss) for epoch, loss in change.losses.items()],
+            )
+        if change.metrics:
+            db.executemany(
+                "INSERT OR REPLACE INTO job_metrics (job_id, name, epoch, value) VALUES (?, ?, ?, ?)",
+                [(job_id, name, e, v) for name, series in change.metrics.items() for e, v in series.items()],
             )
         if blobs:
             db.executemany(
@@ -285,8 +321,8 @@ class SqliteJobStore(JobStore):
         with self._tx() as db:
             if db.execute(f"DELETE FROM jobs WHERE id = ? AND {where}", [job_id, *args]).rowcount == 0:  # noqa: S608
                 return False
-            db.execute("DELETE FROM job_losses WHERE job_id = ?", (job_id,))
-            db.execute("DELETE FROM job_arrays WHERE job_id = ?", (job_id,))
+            for table in ("job_losses", "job_metrics", "job_arrays"):
+                db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))  # noqa: S608
         return True
 
     def _ping(self) -> None:

@@ -59,6 +59,10 @@ from .records import (
     Transition,
 )
 
+#: Blob names of a checkpoint's arrays start with this; a finished network's weights with MODEL_PREFIX.
+CHECKPOINT_PREFIX = "checkpoint/"
+MODEL_PREFIX = "model/"
+
 #: How often an operation re-reads and retries after losing a race; each loss means another
 #: write to the same job succeeded, so running out of tries means something is wrong.
 RETRIES = 64
@@ -109,7 +113,12 @@ class JobStore(ABC):
     def _losses(self, job_id: str) -> list[float]: ...
 
     @abstractmethod
-    def _blobs(self, job_id: str, names: set[str] | None) -> dict[str, bytes]: ...
+    def _history(self, job_id: str) -> dict[str, list[float]]:
+        """The metric histories (``Change.metrics``): name -> values in epoch order."""
+
+    @abstractmethod
+    def _blobs(self, job_id: str, names: set[str] | None) -> dict[str, bytes]:
+        """The job's blobs by name; with ``names``, only those (reading no others)."""
 
     @abstractmethod
     def _insert(self, record: JobRecord, blobs: Mapping[str, bytes], max_queued: int | None) -> Inserted:
@@ -194,10 +203,28 @@ class JobStore(ABC):
         return self._losses(job_id)
 
     @guarded
+    def history(self, job_id: str) -> dict[str, builtins.list[float]]:
+        """A network job's other histories (accuracy, val_loss, val_accuracy ...): name ->
+        one value per epoch, in order, kept across attempts as the loss history is."""
+        return self._history(job_id)
+
+    @guarded
     def arrays(self, job_id: str, names: Iterable[str] | None = None) -> dict[str, npt.NDArray[Any]]:
-        """Stored arrays by name: the inputs (x, y, initial_weight ...) and results (weight, bias)."""
+        """Stored arrays by name: the inputs (x, y, initial_weight ...), results (weight, bias;
+        a network's ``model/<param>``) and the last checkpoint's (``checkpoint/<name>``)."""
         wanted = None if names is None else set(names)
         return {name: from_npy(data) for name, data in self._blobs(job_id, wanted).items()}
+
+    @guarded
+    def checkpoint(self, job_id: str) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]] | None:
+        """The job's last checkpoint: its JSON part (``epoch``, ``arrays``: the names of its
+        arrays ...) and its arrays by those names; None if it has none (or is gone)."""
+        job = self._get(job_id)
+        if job is None or job.checkpoint is None:
+            return None
+        names = [str(n) for n in job.checkpoint.get("arrays", [])]
+        blobs = self._blobs(job_id, {CHECKPOINT_PREFIX + n for n in names})
+        return dict(job.checkpoint), {n: from_npy(blobs[CHECKPOINT_PREFIX + n]) for n in names}
 
     @guarded
     def cancel(self, job_id: str) -> JobRecord:
@@ -257,11 +284,20 @@ class JobStore(ABC):
         loss: float | None = None,
         elapsed: float | None = None,
         new_losses: Mapping[int, float] | None = None,
+        new_metrics: Mapping[str, Mapping[int, float]] | None = None,
         snapshot: Mapping[str, Any] | None = None,
+        checkpoint: tuple[Mapping[str, Any], Mapping[str, npt.NDArray[Any]]] | None = None,
     ) -> Heartbeat:
-        """Renew the lease and record progress (``new_losses``: epoch -> loss; ``snapshot``:
-        the layer's current weights as JSON-able lists). Says "cancel" when a cancel was asked
-        for, "lost" when this lease no longer holds the job."""
+        """Renew the lease and record progress (``new_losses``: epoch -> loss; ``new_metrics``:
+        name -> epoch -> value; ``snapshot``: the layer's current weights as JSON-able lists).
+        With ``checkpoint`` (its JSON part, holding the ``epoch`` it was saved after, and its
+        arrays), the job's last checkpoint is replaced in the same atomic write: a new attempt
+        resumes from it, with the histories up to its epoch. Says "cancel" when a cancel was
+        asked for, "lost" when this lease no longer holds the job (nothing is written then)."""
+        meta, blobs = None, None
+        if checkpoint is not None:
+            meta = {**checkpoint[0], "arrays": sorted(checkpoint[1]), "saved_at": self.clock()}
+            blobs = {CHECKPOINT_PREFIX + name: to_npy(arr) for name, arr in checkpoint[1].items()}
         transition = rules.progress(
             lease,
             self.clock(),
@@ -270,9 +306,11 @@ class JobStore(ABC):
             loss=loss,
             elapsed=elapsed,
             new_losses=new_losses,
+            new_metrics=new_metrics,
             snapshot=snapshot,
+            checkpoint=meta,
         )
-        return self._cas(lease.job_id, transition.fence, transition.change)
+        return self._cas(lease.job_id, transition.fence, transition.change, blobs)
 
     @guarded
     def finish(
@@ -310,7 +348,9 @@ class JobStore(ABC):
 
 
 __all__ = [
+    "CHECKPOINT_PREFIX",
     "FINISHED",
+    "MODEL_PREFIX",
     "STATUSES",
     "Heartbeat",
     "JobConflict",
