@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     max_job_elements: int = Field(
         4 * 1024 * 1024, ge=1, description="Largest training sample: elements of x plus y."
     )
+    max_job_parameters: int = Field(
+        16 * 1024 * 1024, ge=1, description="Largest network a job may train, in parameters."
+    )
     max_job_seconds: float = Field(
         3600.0, gt=0, description="Wall time after which a running job fails with a reason."
     )

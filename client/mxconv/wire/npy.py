@@ -1,5 +1,6 @@
 """The ``.npy`` form: one tensor as the bytes ``numpy.save`` writes (float32 or float64 only,
-never pickled), and the ``application/x-npy`` media type of a body that is one."""
+never pickled), and the ``application/x-npy`` media type of a body that is one; a ``.npz``
+archive of them is read member by member the same way."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import ast
 import functools
 import io
 import math
+import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -157,3 +160,38 @@ def from_npy(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
     if arr.dtype != wire or not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr, dtype=wire)  # byte swap or Fortran order: one copy
     return arr
+
+
+#: A ``.npz`` file is a zip archive; its members are ``.npy`` files.
+NPZ_MAGIC = b"PK\x03\x04"
+
+
+def from_npz(data: bytes | bytearray | memoryview, max_bytes: int) -> dict[str, npt.NDArray[Any]]:
+    """The arrays of a ``.npz`` file (``numpy.savez``) by name, each read by :func:`from_npy`
+    (float32/float64 only, never unpickled). Its members may unpack to ``max_bytes`` in all:
+    each is read only that far, whatever its zip header claims, so a small archive cannot
+    expand into a huge one."""
+    out: dict[str, npt.NDArray[Any]] = {}
+    left = max_bytes
+    try:
+        with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                if not info.filename.endswith(".npy") or not name.isidentifier():
+                    raise TensorDecodeError(
+                        f".npz member {info.filename!r}: expected NAME.npy files, as numpy.savez writes"
+                    )
+                with archive.open(info) as member:
+                    raw = member.read(left + 1)
+                if len(raw) > left:
+                    raise TensorDecodeError(f".npz unpacks to more than {max_bytes} bytes, the body limit")
+                left -= len(raw)
+                try:
+                    out[name] = from_npy(raw)
+                except TensorDecodeError as e:
+                    raise TensorDecodeError(f".npz member {info.filename!r}: {e}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error) as e:
+        raise TensorDecodeError(f"not a readable .npz file: {e}") from None
+    if not out:
+        raise TensorDecodeError(".npz holds no arrays")
+    return out

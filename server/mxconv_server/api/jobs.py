@@ -1,29 +1,29 @@
 """Training jobs: submit, watch, list, cancel, delete, and the loss curve as a PNG.
 
 Requests only touch the job store; the training itself runs in job worker processes
-(``mxconv_server.jobs.worker``), never inside a request.
+(``mxconv_server.jobs.worker``), never inside a request. A job's tensors come as JSON or as
+``.npy`` parts of a multipart body (or one ``.npz`` part holding x and y).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import re
 import secrets
-from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 from flask import Flask, Response, current_app, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 from mxconv.schemas import ErrorResponse, Job, JobList, JobListQuery, JobPath, JobQuery, JobSpec
 
+from ..compute import netjob
 from ..compute.errors import OverBudget
 from ..errors import ApiError
 from ..jobs import JobConflict, JobNotFound, JobRecord, JobStore, QueueFull, open_store
 from ..jobs import spec as job_spec
-from . import common, meta
+from ..transport import io
+from . import common, job_wire, meta
 
 bp = APIBlueprint("jobs", __name__, url_prefix="/v1", abp_tags=[Tag(name="training jobs")])
 
@@ -43,72 +43,17 @@ def register(app: Flask) -> None:
     if "jobs" not in features:
         features.append("jobs")
     app.register_api(bp)
+    from . import models
+
+    models.register(app)
 
 
 def store() -> JobStore:
     return current_app.extensions["mxconv.jobs"]  # type: ignore[no-any-return]
 
 
-def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
-
-
-def to_wire(
-    job: JobRecord, *, history: bool = True, encoding: str = "list", result: bool = True
-) -> dict[str, Any]:
-    """A stored record as the API's ``Job``; ``result=False`` leaves the learned arrays out."""
-    s = store()
-    timestamps = {"queued": _iso(job.created_at)}
-    if job.started_at is not None:
-        timestamps["running"] = _iso(job.started_at)
-    if job.cancel_requested_at is not None:
-        timestamps["cancel_requested"] = _iso(job.cancel_requested_at)
-    if job.finished and job.finished_at is not None:
-        timestamps[job.status] = _iso(job.finished_at)
-    eta = None
-    if job.status == "running" and job.epoch and job.elapsed:
-        eta = job.elapsed / job.epoch * (job.epochs - job.epoch)
-    elif job.finished:
-        eta = 0.0
-    learned_result = None
-    if result and job.status == "succeeded" and job.result is not None:
-        learned = s.arrays(job.id, ["weight", "bias"])
-        learned_result = {
-            **job.result,
-            "weight": common.encode(learned["weight"], encoding),
-            "bias": common.encode(learned["bias"], encoding) if "bias" in learned else None,
-        }
-    return {
-        "id": job.id,
-        "status": job.status,
-        "name": job.spec.get("name"),
-        "progress": {
-            "epoch": job.epoch,
-            "epochs": job.epochs,
-            "loss": job.loss,
-            "elapsed": job.elapsed,
-            "eta": eta,
-            **_live_weights(job, encoding),
-        },
-        "timestamps": timestamps,
-        "attempts": job.attempts,
-        "cancel_requested": job.cancel_requested_at is not None,
-        "worker": job.worker if job.status == "running" else None,
-        "spec": job.spec,
-        "loss_history": s.losses(job.id) if history else None,
-        "result": learned_result,
-        "error": job.error,
-        "message": job.message,
-    }
-
-
-def _live_weights(job: JobRecord, encoding: str) -> dict[str, Any]:
-    """A running small layer's current weight and bias (see compute.train.SNAPSHOT_MAX_WEIGHTS)."""
-    if job.status != "running" or not job.snapshot:
-        return {}
-    return {
-        name: common.encode(np.asarray(v, dtype=np.float32), encoding) for name, v in job.snapshot.items()
-    }
+def to_wire(job: JobRecord, **kw: Any) -> dict[str, Any]:
+    return job_wire.to_wire(store(), job, **kw)
 
 
 def _get_or_404(job_id: str) -> JobRecord:
@@ -137,12 +82,39 @@ def _check_limits(body: JobSpec) -> None:
             raise OverBudget(f"{name} has {value.size} elements, over MXCONV_MAX_TENSOR_ELEMENTS")
 
 
+def _check_network(body: JobSpec, stored: dict[str, Any], arrays: dict[str, Any]) -> None:
+    """A network job's shapes, labels, size and predicted time, before it is stored."""
+    plan = job_spec.net_plan(stored)  # 422 naming the layer (and both shapes) or the field
+    netjob.check_targets(arrays["y"], plan)
+    s = common.settings()
+    params = plan.net.stored_elements
+    if params > s.max_job_parameters:
+        raise OverBudget(
+            f"the network has {params} parameters (running statistics included), over the limit of "
+            f"{s.max_job_parameters} (MXCONV_MAX_JOB_PARAMETERS); use fewer channels or units"
+        )
+    seconds = plan.seconds(body.epochs)
+    if seconds > s.max_job_seconds:
+        raise OverBudget(
+            f"this job's {body.epochs} epochs are predicted to take {seconds:.3g} s, over the limit of "
+            f"{s.max_job_seconds:g} s (MXCONV_MAX_JOB_SECONDS); ask for fewer epochs, a smaller network "
+            "or sample, or a larger batch_size"
+        )
+    stored.update(flops_per_epoch=plan.flops_per_epoch, params=plan.net.params, predicted_seconds=seconds)
+
+
+#: Submits take JSON, or multipart: a JSON params part with .npy parts (x, y) or one .npz part.
+SUBMIT_IO = io.ViewIO(accepts=frozenset({io.MULTIPART}), tensors=True)
+
+
 @bp.post(
     "/jobs",
     responses={202: Job, 200: Job, 409: ErrorResponse, 429: ErrorResponse, **common.COMPUTE_ERRORS},
 )
+@io.describe(SUBMIT_IO)
 def submit(body: JobSpec) -> Any:
-    """Submit a training job; answers 202 at once with its record and a Location to poll.
+    """Submit a training job (one layer, or a network); answers 202 at once with its record and
+    a Location to poll.
 
     Send an ``Idempotency-Key`` header to make retries safe: the same key returns the job
     it first created (200) instead of creating another.
@@ -153,6 +125,9 @@ def submit(body: JobSpec) -> Any:
     _check_limits(body)
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     stored, arrays = job_spec.split(body, seed)
+    if body.network is not None:
+        _check_network(body, stored, arrays)
+        return _create(body, stored, arrays, key)
     plan = job_spec.plan(stored)  # 422 naming the field (both shapes when y does not fit)
     # No per-request FLOP budget (MXCONV_MAX_FLOPS) here: a job's work is bounded by its
     # sample size, epochs and MXCONV_MAX_JOB_SECONDS instead. Its weight must still fit.
@@ -171,6 +146,10 @@ def submit(body: JobSpec) -> Any:
             "larger batch_size"
         )
     stored["flops_per_epoch"] = plan.flops_per_epoch
+    return _create(body, stored, arrays, key)
+
+
+def _create(body: JobSpec, stored: dict[str, Any], arrays: dict[str, Any], key: str | None) -> Any:
     digest = hashlib.sha256(request.get_data()).hexdigest()
     try:
         job, created = store().create(
@@ -243,33 +222,12 @@ def delete_job(path: JobPath) -> Any:
 
 @bp.get("/jobs/<job_id>/loss.png", responses={**_ERRORS})
 def loss_png(path: JobPath) -> Any:
-    """The loss curve so far, as a PNG."""
+    """The loss curve so far, as a PNG; a network's validation loss beside it, and its
+    training and validation accuracy below."""
     job = _get_or_404(path.job_id)
-    losses = store().losses(job.id)
-    png = _plot(losses, f"job {job.id[:8]} · {job.status}", job.spec.get("loss", "l2"))
+    s = store()
+    history = s.history(job.id) if job_wire.is_network(job) else {}
+    png = job_wire.plot(
+        s.losses(job.id), history, f"job {job.id[:8]} · {job.status}", job.spec.get("loss", "l2")
+    )
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
-
-
-def _plot(losses: list[float], title: str, loss_name: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; safe in any thread of a server process
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 3.6), dpi=100)
-    ax = fig.add_subplot()
-    if losses:
-        epochs = range(1, len(losses) + 1)
-        ax.plot(epochs, losses, color="tab:blue", linewidth=1.5)
-        if min(losses) > 0 and max(losses) / min(losses) > 100:
-            ax.set_yscale("log")
-    else:
-        ax.text(0.5, 0.5, "no epochs yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{loss_name} loss")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()

@@ -7,8 +7,10 @@ Both take the batch size as free: the ONNX graph's input is ``[N, *sample]`` wit
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import tempfile
 import warnings
 import zipfile
@@ -24,6 +26,17 @@ from .netplan import NetworkPlan
 
 #: The .zip's members: what MXNet's ``HybridBlock.export`` writes, and the spec it came from.
 SYMBOL, PARAMS, SPEC = "model-symbol.json", "model-0000.params", "spec.json"
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """mxnet.onnx logs every export step at INFO on the root logger: not into the service's log."""
+    before = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(before)
 
 
 def _exported(plan: NetworkPlan, weights: dict[str, Any], folder: Path) -> tuple[Path, Path]:
@@ -56,7 +69,7 @@ def onnx_model(plan: NetworkPlan, weights: dict[str, Any]) -> bytes:
     with tempfile.TemporaryDirectory(prefix="mxconv-onnx-") as tmp:
         symbol, params = _exported(plan, weights, Path(tmp))
         out = Path(tmp) / "model.onnx"
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
             mx_onnx.export_model(
                 str(symbol),

@@ -109,7 +109,8 @@ class Worker:
         state: dict[str, Heartbeat] = {"beat": "ok"}
         done = threading.Event()
         pending: dict[int, float] = {}
-        last = {"flush": 0.0, "epoch": 0}
+        metrics: dict[str, dict[int, float]] = {}
+        last = {"flush": 0.0, "epoch": 0, "flushed": 0, "checkpoint": job.checkpoint_epoch}
 
         def beat() -> None:  # keeps the lease alive through long epochs
             while not done.wait(lease_s / 3):
@@ -124,23 +125,41 @@ class Worker:
                 if answer != "ok":
                     state["beat"] = answer
 
-        def flush(report: training.EpochReport | None) -> Heartbeat:
-            kwargs: dict[str, Any] = {"new_losses": dict(pending)}
+        def flush(report: Any, checkpoint: Any = None) -> Heartbeat:
+            kwargs: dict[str, Any] = {"new_losses": dict(pending), "new_metrics": metrics}
             if report is not None:
-                kwargs.update(
-                    epoch=report.epoch, loss=report.loss, elapsed=report.elapsed, snapshot=report.snapshot()
-                )
-            answer = self.store.heartbeat(lease, lease_s, **kwargs)
+                snap = getattr(report, "metrics", None) or report.snapshot()  # a network's metrics
+                kwargs.update(epoch=report.epoch, loss=report.loss, elapsed=report.elapsed, snapshot=snap)
+                last["flushed"] = report.epoch
+            answer = self.store.heartbeat(lease, lease_s, checkpoint=checkpoint, **kwargs)
             pending.clear()
+            metrics.clear()
             last["flush"] = time.monotonic()
             return answer
 
-        def on_epoch(report: training.EpochReport) -> None:
+        def record(report: Any) -> None:
             pending[report.epoch] = report.loss
+            for name, value in getattr(report, "metrics", {}).items():
+                metrics.setdefault(name, {})[report.epoch] = value
             last["epoch"] = report.epoch
+
+        def on_checkpoint(report: Any, meta: dict[str, Any], arrays: dict[str, Any]) -> None:
+            record(report)  # the epoch's progress and the checkpoint after it: one write
+            answer = flush(report, (meta, arrays))
+            if answer == "lost":
+                raise LeaseLost
+            last["checkpoint"] = report.epoch
+            if answer == "cancel":
+                state["beat"] = "cancel"
+
+        def on_epoch(report: Any) -> None:
+            if last["flushed"] != report.epoch:
+                record(report)
             answer = state["beat"]
-            if answer == "ok" and (
-                time.monotonic() - last["flush"] >= self.flush_seconds or report.epoch == report.epochs
+            if (
+                answer == "ok"
+                and pending
+                and (time.monotonic() - last["flush"] >= self.flush_seconds or report.epoch == report.epochs)
             ):
                 answer = flush(report)
             if answer == "lost":
@@ -155,26 +174,41 @@ class Worker:
         heart = threading.Thread(target=beat, name=f"lease-{job.id[:8]}", daemon=True)
         heart.start()
         try:
-            arrays = self.store.arrays(job.id)
-            cfg = job_spec.train_config(job.spec)
-            plan = job_spec.plan(job.spec, cfg)
-            result = training.train(
-                arrays["x"],
-                arrays["y"],
-                cfg,
-                plan=plan,
-                initial_weight=arrays.get("initial_weight"),
-                initial_bias=arrays.get("initial_bias"),
-                ctx=getattr(self, "ctx", None),
-                on_epoch=on_epoch,
-                max_seconds=self.settings.max_job_seconds,
-            )
+            arrays = self.store.arrays(job.id, job_spec.ARRAY_FIELDS)
+            ctx = getattr(self, "ctx", None)
+            if job_spec.is_network(job.spec):
+                summary, outputs = self._train_network(job, lease, arrays, ctx, on_epoch, on_checkpoint)
+            else:
+                cfg = job_spec.train_config(job.spec)
+                result = training.train(
+                    arrays["x"],
+                    arrays["y"],
+                    cfg,
+                    plan=job_spec.plan(job.spec, cfg),
+                    initial_weight=arrays.get("initial_weight"),
+                    initial_bias=arrays.get("initial_bias"),
+                    ctx=ctx,
+                    on_epoch=on_epoch,
+                    max_seconds=self.settings.max_job_seconds,
+                )
+                outputs = {"weight": result.weight}
+                if result.bias is not None:
+                    outputs["bias"] = result.bias
+                summary = {
+                    "final_loss": result.final_loss,
+                    "data_loss": result.data_loss,
+                    "epochs_run": result.epochs_run,
+                    "stopped_early": result.stopped_early,
+                    "stop_reason": result.stop_reason,
+                    "seed": result.seed,
+                    "elapsed": result.elapsed,
+                }
         except training.Cancelled:
             self._finish(lease, "cancelled", error=None)
         except LeaseLost:
             log.warning("job %s: lease lost to another worker; dropping attempt %d", job.id, lease.attempt)
         except ShuttingDown:
-            reason = rules.shut_down(self.id, int(last["epoch"]), lease.attempt)
+            reason = rules.shut_down(self.id, int(last["epoch"]), lease.attempt, int(last["checkpoint"]))
             self.store.requeue(lease, reason)
             log.info("job %s: %s", job.id, reason)
         except training.TimeLimitExceeded as e:
@@ -191,30 +225,66 @@ class Worker:
         else:
             if pending:
                 flush(None)
-            outputs = {"weight": result.weight}
-            if result.bias is not None:
-                outputs["bias"] = result.bias
-            summary = {
-                "final_loss": result.final_loss,
-                "data_loss": result.data_loss,
-                "epochs_run": result.epochs_run,
-                "stopped_early": result.stopped_early,
-                "stop_reason": result.stop_reason,
-                "seed": result.seed,
-                "elapsed": result.elapsed,
-            }
             if self.store.finish(lease, "succeeded", result=summary, arrays=outputs):
                 log.info(
                     "job %s succeeded: loss %.4g after %d epochs",
                     job.id,
-                    result.final_loss,
-                    result.epochs_run,
+                    summary["final_loss"],
+                    summary["epochs_run"],
                 )
             else:
                 log.warning("job %s: finished, but its lease was lost; result dropped", job.id)
         finally:
             done.set()
             heart.join(5)
+
+    def _train_network(
+        self,
+        job: JobRecord,
+        lease: Lease,
+        arrays: dict[str, Any],
+        ctx: Any,
+        on_epoch: Any,
+        on_checkpoint: Any,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A network job: resumed from its last checkpoint when an attempt before saved one."""
+        from ..compute import nettrain
+        from . import spec as job_spec
+        from .store import MODEL_PREFIX
+
+        plan = job_spec.net_plan(job.spec)
+        resume = None
+        saved = self.store.checkpoint(job.id) if job.checkpoint_epoch else None
+        if saved is not None:
+            resume = nettrain.Resume(*saved)
+            log.info("job %s: attempt %d resumes after epoch %d", job.id, lease.attempt, resume.epoch)
+            self.store.heartbeat(
+                lease, self.settings.job_lease_seconds, epoch=resume.epoch, elapsed=resume.meta.get("elapsed")
+            )
+        result = nettrain.train_network(
+            arrays["x"],
+            arrays["y"],
+            job_spec.net_config(job.spec),
+            plan,
+            ctx=ctx,
+            resume=resume,
+            on_epoch=on_epoch,
+            on_checkpoint=on_checkpoint,
+            max_seconds=self.settings.max_job_seconds,
+        )
+        summary = {
+            "final_loss": result.final_loss,
+            "data_loss": result.data_loss,
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "stop_reason": result.stop_reason,
+            "seed": result.seed,
+            "elapsed": result.elapsed,
+            "metrics": {"loss": result.final_loss, **result.metrics},
+            "params": plan.net.params,
+            "resumed_from": result.resumed_from,
+        }
+        return summary, {MODEL_PREFIX + name: w for name, w in result.weights.items()}
 
     def _finish(self, lease: Lease, status: Any, *, error: str | None) -> None:
         if not self.store.finish(lease, status, error=error):

@@ -59,6 +59,6 @@ def tensor(y: np.ndarray) -> dict[str, Any]:
 
 def registry() -> list[Operation]:
     """Every operation the service computes, in the order the API lists them."""
-    from . import conv, images, lti
+    from . import conv, images, lti, networks
 
-    return [*conv.OPERATIONS, *lti.OPERATIONS, *images.OPERATIONS]
+    return [*conv.OPERATIONS, *lti.OPERATIONS, *images.OPERATIONS, *networks.OPERATIONS]

@@ -1,7 +1,8 @@
 """Tensor bodies both ways: multipart ``.npy`` requests in, ``.npy`` answers out.
 
 Requests: ``multipart/form-data`` with one ``.npy`` file part per tensor and a JSON ``params``
-part holding everything else (``curl -F x=@x.npy -F weight=@w.npy -F 'params={"padding": 1}'``).
+part holding everything else (``curl -F x=@x.npy -F weight=@w.npy -F 'params={"padding": 1}'``);
+a ``.npz`` part (``curl -F data=@xy.npz``) gives one tensor per member, named as the member.
 :func:`form_body` turns that into the same dict a JSON body gives, with the tensors as numpy
 arrays, so the endpoint's pydantic model validates it and every limit that holds for JSON
 (body bytes, tensor elements, FLOPs) holds here too.
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from flask import Request, Response, request
+from flask import Request, Response, current_app, request
 from mxconv.wire import TensorDecodeError, npy
 
 from ..errors import ApiError
@@ -97,6 +98,14 @@ def form_body(req: Request) -> dict[str, Any]:
         body.update(value)
     for part in parts:
         if part.name == "params":
+            continue
+        if bytes(part.data[:4]) == npy.NPZ_MAGIC or (part.filename or "").endswith(".npz"):
+            try:
+                members = npy.from_npz(part.data, current_app.config["MAX_CONTENT_LENGTH"])
+            except TensorDecodeError as e:
+                raise ApiError(422, f"{part.name}: {e}", details=[_loc(part.name, str(e))]) from None
+            for member, arr in members.items():
+                body[_fresh(body, member)] = arr
             continue
         name = _fresh(body, part.name)
         if bytes(part.data[:6]) == b"\x93NUMPY" or part.filename is not None:
