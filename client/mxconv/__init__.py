@@ -5,7 +5,7 @@ client = mxconv.Client("http://127.0.0.1:8000")
 client.corr2d([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])
 """
 
-from . import schemas, tensors, wire
+from . import layers, schemas, tensors, wire
 from .client import Client
 from .errors import (
     APIConnectionError,
@@ -46,6 +46,7 @@ __all__ = [
     "DeadlineExceededError",
     "UnsupportedMediaTypeError",
     "ValidationError",
+    "layers",
     "schemas",
     "tensors",
     "wire",

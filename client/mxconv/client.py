@@ -17,6 +17,8 @@ from .conv import ConvAPI
 from .images import ImageInput, ImagesAPI  # noqa: F401
 from .jobs import Jobs
 from .meta import MetaAPI
+from .models import Models
+from .networks import Networks
 from .retries import backoff_delay
 from .signals import LtiSpec, SignalsAPI  # noqa: F401
 
@@ -24,7 +26,8 @@ Transport = TransportName
 
 
 class Client(ConvAPI, SignalsAPI, ImagesAPI, MetaAPI):
-    """A client for one mxconv server: one method per endpoint, ``client.jobs`` for jobs.
+    """A client for one mxconv server: one method per endpoint; ``client.jobs`` for training
+    jobs, ``client.networks`` for network summaries, ``client.models`` for trained models.
 
     >>> c = Client("http://127.0.0.1:8000")
     >>> c.corr2d([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])
@@ -54,3 +57,5 @@ class Client(ConvAPI, SignalsAPI, ImagesAPI, MetaAPI):
             base_url, api_key, timeout, max_retries, session, backoff, transport, max_retry_seconds
         )
         self.jobs = Jobs(self)
+        self.networks = Networks(self)
+        self.models = Models(self)

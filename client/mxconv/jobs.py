@@ -3,20 +3,28 @@
 >>> job = client.jobs.submit(x, y, kernel_size=(1, 2), optimizer="adam", epochs=300)
 >>> done = client.jobs.wait(job.id, timeout=60, progress=True)
 >>> done.result.weight
+
+A network instead of one layer (typed layers from :mod:`mxconv.layers`):
+
+>>> from mxconv import layers as L
+>>> job = client.jobs.submit(x, labels, network=[L.Flatten(), L.Dense(units=10)],
+...                          loss="softmax_cross_entropy", validation_split=0.2, batch_size=32)
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from typing_extensions import Unpack
 
 from . import errors, schemas
-from ._transport import ArrayLike, Transport, as_json, wire_value
+from ._transport import BINARY_MIN_ELEMENTS, ArrayLike, Transport, as_json, real, wire_value
+from .networks import LayerLike, network_json
 from .schemas.geometry import GeometryOptions
+from .wire.multipart import multipart_body
 
 
 class JobTimeoutError(errors.MxconvError):
@@ -41,7 +49,8 @@ class Jobs:
         x: ArrayLike,
         y: ArrayLike,
         *,
-        kernel_size: int | tuple[int, int],
+        kernel_size: int | tuple[int, int] | None = None,
+        network: Sequence[LayerLike] | None = None,
         out_channels: int = 1,
         in_channels: int | None = None,
         bias: bool = True,
@@ -57,34 +66,71 @@ class Jobs:
         initial_bias: ArrayLike | None = None,
         name: str | None = None,
         idempotency_key: str | None = None,
+        validation_split: float | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_seconds: float | None = None,
         **geometry: Unpack[GeometryOptions],
     ) -> schemas.Job:
-        """Submit a training job: learn a Conv2D so that layer(x) ≈ y. Returns at once.
+        """Submit a training job. Returns at once.
 
-        ``geometry``: the layer's ``stride``, ``padding``, ``padding_mode``, ``dilation``,
-        ``groups`` and ``flip``, as for ``Client.conv2d``. Retries are safe: every submit
-        carries an ``Idempotency-Key`` (a fresh one unless given), so a retried request returns
-        the job the first one created.
+        One layer (``kernel_size`` given): learn a Conv2D so that layer(x) ≈ y; ``geometry``:
+        the layer's ``stride``, ``padding``, ``padding_mode``, ``dilation``, ``groups`` and
+        ``flip``, as for ``Client.conv2d``.
+
+        A network (``network``: a list of :mod:`mxconv.layers` or dicts): x is (N, *one
+        sample's shape), y (N, *the output shape), or class labels (N,) with
+        ``loss="softmax_cross_entropy"``; ``validation_split`` holds a seeded fraction out;
+        ``checkpoint_every`` (epochs) or ``checkpoint_seconds`` (default 60 s) say how often a
+        checkpoint is saved, which a job whose worker died resumes from. Large x and y travel
+        as ``.npy`` parts of a multipart body.
+
+        Retries are safe: every submit carries an ``Idempotency-Key`` (a fresh one unless
+        given), so a retried request returns the job the first one created.
         """
-        layer: dict[str, Any] = {
-            "out_channels": out_channels,
-            **as_json({"kernel_size": kernel_size, **geometry}),
-            "bias": bias,
-        }
-        if in_channels is not None:
-            layer["in_channels"] = in_channels
-        body: dict[str, Any] = {
-            "x": wire_value(x, "float32"),
-            "y": wire_value(y, "float32"),
-            "layer": layer,
-            "optimizer": optimizer,
-            "learning_rate": learning_rate,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "loss": loss,
-            "seed": seed,
-            "shuffle": shuffle,
-        }
+        if (network is None) == (kernel_size is None):
+            raise ValueError("give kernel_size (learn one Conv2D layer) or network (a list of layers)")
+        body: dict[str, Any] = {}
+        if network is not None:
+            given = [*geometry] + [
+                k
+                for k, v in (
+                    ("in_channels", in_channels),
+                    ("initial_weight", initial_weight),
+                    ("initial_bias", initial_bias),
+                )
+                if v is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only for a one-layer job (kernel_size); a network's "
+                    "layers carry their own geometry"
+                )
+            body["network"] = network_json(network)
+            for key, value in (
+                ("validation_split", validation_split),
+                ("checkpoint_every", checkpoint_every),
+                ("checkpoint_seconds", checkpoint_seconds),
+            ):
+                if value is not None:
+                    body[key] = value
+        else:
+            layer: dict[str, Any] = {
+                "out_channels": out_channels,
+                **as_json({"kernel_size": kernel_size, **geometry}),
+                "bias": bias,
+            }
+            if in_channels is not None:
+                layer["in_channels"] = in_channels
+            body["layer"] = layer
+        body.update(
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            epochs=epochs,
+            batch_size=batch_size,
+            loss=loss,
+            seed=seed,
+            shuffle=shuffle,
+        )
         if early_stopping is not None:
             body["early_stopping"] = (
                 early_stopping.model_dump()
@@ -97,12 +143,32 @@ class Jobs:
             body["initial_bias"] = wire_value(initial_bias, "float32")
         if name is not None:
             body["name"] = name
-        return self.submit_spec(body, idempotency_key=idempotency_key)
+        return self.submit_spec(body, idempotency_key=idempotency_key, arrays={"x": x, "y": y})
 
-    def submit_spec(self, spec: dict[str, Any], *, idempotency_key: str | None = None) -> schemas.Job:
-        """Submit a job spec given as a dict in the wire format (``JobSpec``)."""
+    def submit_spec(
+        self,
+        spec: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        arrays: Mapping[str, ArrayLike] | None = None,
+    ) -> schemas.Job:
+        """Submit a job spec given as a dict in the wire format (``JobSpec``). ``arrays``
+        (x, y ...) go with it: as JSON when small, as ``.npy`` parts of a multipart body when
+        they hold more than BINARY_MIN_ELEMENTS together (or with ``transport="binary"``)."""
         key = idempotency_key or uuid.uuid4().hex
-        resp = self._client.request("POST", "/v1/jobs", json=spec, headers={"Idempotency-Key": key})
+        headers = {"Idempotency-Key": key}
+        given = {name: real(a, "float32") for name, a in (arrays or {}).items() if a is not None}
+        size = sum(a.size for a in given.values())
+        binary = self._client.transport == "binary" or (
+            self._client.transport == "auto" and size > BINARY_MIN_ELEMENTS
+        )
+        if given and binary:
+            body = multipart_body(given, {k: v for k, v in spec.items() if k not in given})
+            headers["Content-Type"] = body.content_type
+            resp = self._client.request("POST", "/v1/jobs", data=body, headers=headers)
+        else:
+            full = {**spec, **{n: wire_value(a, "float32") for n, a in given.items()}}
+            resp = self._client.request("POST", "/v1/jobs", json=full, headers=headers)
         return schemas.Job.model_validate(resp.json())
 
     def get(self, job_id: str, *, history: bool = True) -> schemas.Job:
@@ -183,6 +249,10 @@ def _update_bar(bar: Any, job: schemas.Job) -> Any:
     postfix: dict[str, str] = {"status": job.status}
     if p.loss is not None:
         postfix["loss"] = f"{p.loss:.4g}"
+    if p.accuracy is not None:
+        postfix["acc"] = f"{p.accuracy:.3f}"
+    if p.val_accuracy is not None:
+        postfix["val_acc"] = f"{p.val_accuracy:.3f}"
     if job.attempts > 1:
         postfix["attempt"] = str(job.attempts)
     bar.set_postfix(postfix, refresh=True)

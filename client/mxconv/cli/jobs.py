@@ -1,6 +1,9 @@
-"""``mxconv jobs``: submit, watch, get, cancel, list and delete training jobs.
+"""``mxconv jobs``: submit, watch, get, cancel, list and delete training jobs, and get a
+trained model (``mxconv jobs model ID --format onnx -o model.onnx``).
 
 Every command takes a job's id or any unique prefix of it (as the progress bar prints it).
+A spec is a JobSpec as JSON: one ``layer``, or a ``network`` of layers; ``--x``/``--y`` give
+its tensors from ``.npy`` files (class labels may be integers), sent as ``.npy`` parts.
 """
 
 from __future__ import annotations
@@ -40,7 +43,15 @@ def _summary(job: schemas.Job) -> str:
     if job.result is not None:
         r = job.result
         lines.append(f"final loss {r.final_loss:.4g} after {r.epochs_run} epochs")
-        if r.weight.size <= 64:
+        if r.weight is None:  # a network
+            m = r.metrics or {}
+            shown = [f"{k} {m[k]:.4g}" for k in ("accuracy", "val_loss", "val_accuracy") if k in m]
+            if shown:
+                lines.append(", ".join(shown))
+            lines.append(
+                f"{r.params} parameters; model: mxconv jobs model {job.id[:8]} --format onnx -o model.onnx"
+            )
+        elif r.weight.size <= 64:
             lines.append(f"weight {np.array2string(r.weight.squeeze(), precision=4)}")
             if r.bias is not None:
                 lines.append(f"bias {np.array2string(r.bias, precision=4)}")
@@ -61,12 +72,13 @@ def _watch(c: Client, job_id: str, timeout: float | None, as_json: bool) -> int:
 def _cmd_submit(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
     spec = json.loads(text)
+    arrays = {}
     for name in ("x", "y", "initial_weight", "initial_bias"):
         path = getattr(args, name, None)
         if path:  # .npy files only, never pickles
-            spec[name] = np.load(path, allow_pickle=False).tolist()
+            arrays[name] = np.load(path, allow_pickle=False)
     c = client(args)
-    job = c.jobs.submit_spec(spec)
+    job = c.jobs.submit_spec(spec, arrays=arrays)
     if not args.wait:
         print(job.model_dump_json() if args.json else job.id)
         return 0
@@ -109,6 +121,20 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model(args: argparse.Namespace) -> int:
+    c = client(args)
+    job_id = resolve(c, args.job_id)
+    data = c.models.export(job_id, args.format)
+    out = args.output or ("model.onnx" if args.format == "onnx" else "model.zip")
+    Path(out).write_bytes(data)
+    print(
+        json.dumps({"id": job_id, "file": out, "bytes": len(data)})
+        if args.json
+        else f"{out}: {len(data)} bytes"
+    )
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     page = client(args).jobs.list(status=args.status, limit=args.limit, offset=args.offset)
     if args.json:
@@ -144,6 +170,11 @@ def add_commands(sub: Any) -> None:
         if name == "get":
             p.add_argument("--no-history", dest="history", action="store_false", help="omit the loss history")
         p.set_defaults(func=fn)
+    model = jsub.add_parser("model", help="save a succeeded job's trained model (MXNet .zip or ONNX)")
+    model.add_argument("job_id", help="the id, or any unique start of it")
+    model.add_argument("--format", choices=["mxnet", "onnx"], default="mxnet")
+    model.add_argument("-o", "--output", default=None, help="file to write (default model.zip / model.onnx)")
+    model.set_defaults(func=_cmd_model)
     lst = jsub.add_parser("list", help="list jobs, newest first")
     lst.add_argument(
         "--status", default=None, choices=["queued", "running", "succeeded", "failed", "cancelled"]
