@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from . import cost
 from .errors import InvalidArgument
-from .netplan import LayerPlan, NetworkPlan, plan_network
+from .netplan import INPUT_RANK, LayerPlan, NetworkPlan, plan_network
 
 LOSSES = ("l2", "mse", "l1", "softmax_cross_entropy")
 CLASSIFICATION = "softmax_cross_entropy"
@@ -127,6 +127,15 @@ def plan_network_job(
             f"(N, F); got {list(x_shape)}",
         )
     n = x_shape[0]
+    first = network[0]["type"] if network else None
+    want = INPUT_RANK.get(str(first))
+    if want is not None and len(x_shape) != want + 1:
+        form = "(N, C, H, W)" if want == 3 else "(N, C, L)"
+        raise InvalidArgument(
+            "x",
+            f"the network's first layer ({first}) takes samples of {want} dimensions, so x must be "
+            f"{form}; got {list(x_shape)} (one channel: x[:, None])",
+        )
     net = plan_network(network, x_shape[1:])
     if loss not in LOSSES:
         raise InvalidArgument("loss", f"unknown loss {loss!r}; use one of {LOSSES}")

@@ -158,7 +158,8 @@ def _conv(i: int, spec: Mapping[str, Any], shape: tuple[int, ...], fld: Field) -
                 (1, *shape), (o, max(1, c // groups), k), (o,) if spec["bias"] else None,
                 groups=groups, **geometry,
             )  # fmt: skip
-            out, pads, weight = tuple(p1.out_shape[1:]), p1.pads, (o, c // groups, k)
+            # Stored as conv2d's weight with height 1 (a 1-D layer runs as 2-D on height 1).
+            out, pads, weight = tuple(p1.out_shape[1:]), p1.pads, (o, c // groups, 1, k)
             before, stride, dilation = (p1.pads[0],), (p1.plan2d.stride[1],), (p1.plan2d.dilation[1],)
             kernel = (dilation[0] * (k - 1) + 1,)
             flops = p1.flops

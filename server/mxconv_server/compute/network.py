@@ -6,6 +6,10 @@ prefix, so a parameter is always ``net_l<i>_<weight|bias|gamma|beta|running_mean
 whatever the process built before; :func:`param_names` gives them as ``<i>.<name>``, the
 names the job store keeps them under.
 
+A 1-D layer (conv1d, max/avg pool 1-D) runs as its 2-D self on a height of 1 between an
+``expand_dims`` and a ``squeeze``, as /v1/conv1d does: MXNet's ONNX exporter has no 1-D
+convolution or pooling, and a conv1d's weight is stored as (O, C/groups, 1, k).
+
 A convolution pads the way its ``padding_mode`` says. Symmetric zero padding is the
 operator's own; anything else is spelled out in front of it with ``slice_axis`` and
 ``concat`` (zeros with ``pad``), runs of the same indices ``numpy.pad`` would take, so the
@@ -15,6 +19,7 @@ padded input is numpy's to the bit and the graph exports to ONNX as plain Slice 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -46,8 +51,8 @@ def runs(indices: Sequence[int]) -> list[tuple[int, int]]:
 
 
 class Pad(gluon.HybridBlock):  # type: ignore[misc]
-    """Pads the trailing spatial axes of (N, C, H, W) or (N, C, L) by ``pads`` ((top, bottom,
-    left, right) or (left, right)) in ``mode``, with numpy.pad's semantics."""
+    """Pads (N, C, H, W) by ``pads`` (top, bottom, left, right) in ``mode``, with numpy.pad's
+    semantics."""
 
     def __init__(self, pads: tuple[int, ...], mode: str, spatial: tuple[int, ...], **kw: Any) -> None:
         super().__init__(**kw)
@@ -55,11 +60,7 @@ class Pad(gluon.HybridBlock):  # type: ignore[misc]
 
     def hybrid_forward(self, F: Any, x: Any) -> Any:
         if self.mode == "zeros":
-            if len(self.spatial) == 2:
-                return F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, *self.pads))
-            y = F.pad(F.expand_dims(x, axis=2), mode="constant", constant_value=0,
-                      pad_width=(0, 0, 0, 0, 0, 0, *self.pads))  # fmt: skip
-            return F.squeeze(y, axis=2)
+            return F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, *self.pads))
         first_axis = 2
         for a, n in enumerate(self.spatial):
             before, after = self.pads[2 * a], self.pads[2 * a + 1]
@@ -74,11 +75,9 @@ class Pad(gluon.HybridBlock):  # type: ignore[misc]
 
 def _conv(lp: LayerPlan, prefix: str, padding: tuple[int, ...]) -> Any:
     s = lp.spec
-    dims = len(lp.in_shape) - 1
-    kernel = (int(s["kernel_size"]),) if dims == 1 else tuple(lp.param_shapes["weight"][2:])
-    return (nn.Conv2D if dims == 2 else nn.Conv1D)(
+    return nn.Conv2D(
         channels=int(s["channels"]),
-        kernel_size=kernel,
+        kernel_size=tuple(lp.param_shapes["weight"][2:]),
         strides=lp.stride,
         padding=padding,
         dilation=lp.dilation,
@@ -102,6 +101,39 @@ class Padded(gluon.HybridBlock):  # type: ignore[misc]
         return self.conv(self.pad(x))
 
 
+class Lift1d(gluon.HybridBlock):  # type: ignore[misc]
+    """A 1-D layer as its 2-D self on (N, C, 1, L); its parameters keep the layer's names."""
+
+    def __init__(self, lp: LayerPlan, **kw: Any) -> None:
+        super().__init__(**kw)
+        with self.name_scope():
+            self.inner = _block2d(as_2d(lp), "")
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:
+        return F.squeeze(self.inner(F.expand_dims(x, axis=2)), axis=2)
+
+
+def as_2d(lp: LayerPlan) -> LayerPlan:
+    """A 1-D layer's plan as the 2-D layer it runs as, on a height of 1."""
+    c, length = lp.in_shape
+    spec = dict(lp.spec)
+    if lp.type == "conv1d":
+        spec.update(type="conv2d", kernel_size=[1, int(spec["kernel_size"])])
+    else:
+        spec.update(type=lp.type.replace("1d", "2d"))
+    return replace(
+        lp,
+        type=spec["type"],
+        spec=spec,
+        in_shape=(c, 1, length),
+        out_shape=(lp.out_shape[0], 1, lp.out_shape[1]),
+        pads=(0, 0, *lp.pads),
+        kernel=(1, *lp.kernel),
+        stride=(1, *lp.stride),
+        dilation=(1, *lp.dilation) if lp.dilation else (),
+    )
+
+
 def _convolution(lp: LayerPlan, prefix: str) -> Any:
     dims = len(lp.in_shape) - 1
     symmetric = all(lp.pads[2 * a] == lp.pads[2 * a + 1] for a in range(dims))
@@ -111,25 +143,21 @@ def _convolution(lp: LayerPlan, prefix: str) -> Any:
 
 
 def _pool(lp: LayerPlan, prefix: str) -> Any:
-    dims = len(lp.in_shape) - 1
-    kind = lp.type[:3]
-    cls = {
-        ("max", 2): nn.MaxPool2D,
-        ("avg", 2): nn.AvgPool2D,
-        ("max", 1): nn.MaxPool1D,
-        ("avg", 1): nn.AvgPool1D,
-    }
-    pad = tuple(lp.pads[2 * a] for a in range(dims))
-    return cls[(kind, dims)](pool_size=lp.kernel, strides=lp.stride, padding=pad, prefix=prefix)
+    cls = nn.MaxPool2D if lp.type == "maxpool2d" else nn.AvgPool2D
+    return cls(pool_size=lp.kernel, strides=lp.stride, padding=(lp.pads[0], lp.pads[2]), prefix=prefix)
+
+
+def _block2d(lp: LayerPlan, prefix: str) -> Any:
+    return _convolution(lp, prefix) if lp.type == "conv2d" else _pool(lp, prefix)
 
 
 def _block(lp: LayerPlan) -> Any:
     prefix = f"l{lp.index}_"
     s = lp.spec
-    if lp.type in ("conv2d", "conv1d"):
-        return _convolution(lp, prefix)
-    if lp.type.endswith(("pool2d", "pool1d")):
-        return _pool(lp, prefix)
+    if lp.type in ("conv1d", "maxpool1d", "avgpool1d"):
+        return Lift1d(lp, prefix=prefix)
+    if lp.type in ("conv2d", "maxpool2d", "avgpool2d"):
+        return _block2d(lp, prefix)
     if lp.type in ("relu", "sigmoid", "tanh"):
         return nn.Activation(lp.type, prefix=prefix)
     if lp.type == "batchnorm":
