@@ -199,7 +199,11 @@ def test_onnx_export_runs_in_onnxruntime_as_in_mxnet(net: list, sample: list) ->
     ort = pytest.importorskip("onnxruntime")
     plan, weights, x = _exportable(net, sample)
     want = network.predict(network.ready(plan, weights, CTX), x, CTX)
-    session = ort.InferenceSession(export.onnx_model(plan, weights), providers=["CPUExecutionProvider"])
+    onnx = pytest.importorskip("onnx")
+    model = export.onnx_model(plan, weights)
+    graph = onnx.load_from_string(model).graph
+    assert [i.name for i in graph.input] == ["data"] and len(graph.initializer) >= len(weights)
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     (inp,) = session.get_inputs()
     assert inp.shape[1:] == sample  # the batch axis is free
     got = session.run(None, {inp.name: x})[0]

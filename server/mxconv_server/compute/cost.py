@@ -144,6 +144,25 @@ def direct(s: Shape, *, fused_1x1: bool = False) -> Estimate:
     return Estimate("gemm-1x1" if fused_1x1 else "onednn", seconds * _scale, cls, s.flops)
 
 
+def per_call() -> float:
+    """The fixed cost of one call (``t0``): what a network's training step pays per layer in
+    its own overhead instead (:mod:`.netjob`)."""
+    return float(coefficients()["t0"]) * _scale
+
+
+def dense(n: int, in_units: int, units: int) -> float:
+    """A dense layer's forward pass over ``n`` samples, without the per-call cost: a GEMM at
+    the 1x1 convolution's rate, plus its bytes."""
+    co = coefficients()
+    moved = n * (in_units + units) * 4
+    return (moved * co["byte_s"] + 2 * n * in_units * units / _rate("gemm1x1", in_units, units)) * _scale
+
+
+def elementwise(n_elements: int) -> float:
+    """An elementwise layer (activation, pooling, batchnorm) over ``n_elements`` in and out."""
+    return float(2 * n_elements * 4 * coefficients()["byte_s"]) * _scale
+
+
 def phase(s: Shape, phases: tuple[int, int]) -> Estimate | None:
     """A phase split's estimate, or None where it cannot apply or would build too big a weight."""
     split = PhaseSplit(phases, s.stride, s.dilation, s.kernel, s.out_hw)

@@ -63,7 +63,10 @@ def mxnet_zip(plan: NetworkPlan, weights: dict[str, Any], spec: dict[str, Any]) 
 
 def onnx_model(plan: NetworkPlan, weights: dict[str, Any]) -> bytes:
     """The network as ONNX (the newest opset the installed onnx knows), its input ``data`` of
-    shape [N, *sample], N free."""
+    shape [N, *sample], N free. mxnet.onnx lists the weights among the graph's inputs too;
+    they are taken out (they are initializers, constants to a runtime), so ``data`` is its one
+    input and onnxruntime can fold them."""
+    import onnx
     from mxnet import onnx as mx_onnx
 
     with tempfile.TemporaryDirectory(prefix="mxconv-onnx-") as tmp:
@@ -80,4 +83,10 @@ def onnx_model(plan: NetworkPlan, weights: dict[str, Any]) -> bytes:
                 dynamic=True,
                 dynamic_input_shapes=[(None, *plan.input_shape)],
             )
-        return out.read_bytes()
+        model = onnx.load(str(out))
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
