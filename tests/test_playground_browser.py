@@ -206,3 +206,39 @@ def test_a_failed_apply_clears_the_old_output_and_its_message_covers_nothing(
         boxes
     )
     page.problems.clear()  # the refused request is logged by the browser: expected here
+
+
+def test_a_network_trains_with_live_loss_and_accuracy_curves(page: Any, server: LiveServer) -> None:
+    _unlock(page, server)
+    layers = json.loads(page.input_value("#net-layers"))
+    assert [layer["type"] for layer in layers][0] == "conv2d"
+    page.fill("#net-epochs", "12")
+    page.click("#net-train")
+    page.wait_for_selector("#net-summary td", timeout=30_000)  # the summary came back first
+    assert "parameters" in page.inner_text("#net-summary caption")
+    page.wait_for_selector("#net-status[data-done=true]", timeout=90_000)
+    assert page.get_attribute("#net-status", "data-status") == "succeeded", page.inner_text("#net-status")
+    # Both panels hold a training and a validation curve of one point per epoch.
+    assert json.loads(page.get_attribute("#net-loss", "data-points") or "[]") == [12, 12]
+    assert json.loads(page.get_attribute("#net-acc", "data-points") or "[]") == [12, 12]
+    drawn = page.evaluate(
+        """() => ['net-loss', 'net-acc'].map((id) => {
+                   const c = document.getElementById(id);
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let blue = 0, orange = 0;
+                   for (let i = 0; i < d.length; i += 4) {
+                     if (d[i] < 90 && d[i + 2] > 180 && d[i + 3] > 0) blue++;
+                     if (d[i] > 200 && d[i + 1] > 100 && d[i + 1] < 160 && d[i + 2] < 90) orange++;
+                   }
+                   return [blue, orange]; })"""
+    )
+    assert all(blue > 50 and orange > 50 for blue, orange in drawn), drawn
+    headers = {"Authorization": f"Bearer {KEY}"}
+    newest = requests.get(f"{server.url}/v1/jobs?limit=1", headers=headers, timeout=10).json()["jobs"][0]
+    job = requests.get(f"{server.url}/v1/jobs/{newest['id']}", headers=headers, timeout=10).json()
+    assert job["spec"]["network"][0]["type"] == "conv2d" and job["spec"]["x_shape"] == [300, 1, 8, 8]
+    assert f"validation {job['result']['metrics']['val_accuracy']:.3g}"[:14] in page.inner_text("#net-status")
+    assert job["result"]["metrics"]["val_accuracy"] > 0.9
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-network.png"), full_page=True)
+    assert not page.problems, page.problems
