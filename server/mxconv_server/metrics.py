@@ -1,4 +1,4 @@
-"""Prometheus metrics, served at ``/metrics``; the README's "Metrics" list names every one.
+"""Prometheus metrics, served at ``/metrics``; docs/deploy.md ("Metrics") names every one.
 
 Under gunicorn every worker is its own process, so the metrics live in prometheus-client's
 multiprocess mode: ``mxconv serve`` (or gunicorn_conf.py, when gunicorn is run by hand) points

@@ -11,7 +11,7 @@ the view asks for it. Left alone, two things go wrong:
 
 So the body is read here, after the API key check and before anything parses it: more
 than the limit is a 413, a body not complete within MXCONV_BODY_TIMEOUT seconds is a 408.
-Behind a buffering reverse proxy (see README "Security") bodies arrive at once.
+Behind a buffering reverse proxy (see docs/security.md) bodies arrive at once.
 """
 
 from __future__ import annotations
