@@ -185,7 +185,7 @@ def _infer(name: str, version: str | None) -> Response:
     done = compute.compute(model.op, model.build_request(req.inputs, req.parameters, names))
     results = model.results(done.fields)
     wanted = req.outputs
-    if wanted is None:
+    if not wanted:  # none named (or an empty list): every output the model gave
         wanted = [tensors.Wanted(t.name, req.binary_output) for t in model.outputs if t.name in results]
     header: dict[str, Any] = {"model_name": model.name, "model_version": VERSION}
     if req.envelope.id is not None:
