@@ -34,7 +34,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 
-# The compose topology (README "Deploy"): Docker's daemon is started when none answers, and
+# The compose topology (docs/deploy.md): Docker's daemon is started when none answers, and
 # local stand-ins are made for base images no registry can give (deploy/compose.sh).
 compose-up:
 	deploy/compose.sh up

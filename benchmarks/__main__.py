@@ -29,14 +29,14 @@ def run_scripts() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test, not figures to quote")
-    parser.add_argument("--sections", default=None, help="suite sections to run, e.g. 12 (default 12345)")
+    parser.add_argument("--sections", default=None, help="suite sections to run, e.g. 12 (default 123456)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiles of missed targets")
     args = parser.parse_args(argv)
     scripts_code = 0
     if args.sections is None and not args.quick:
         scripts_code = run_scripts()
         print("== the fast-path suite ==", flush=True)
-    args.sections = args.sections or "12345"
+    args.sections = args.sections or "123456"
 
     # The benchmark process computes with the threads one gunicorn worker gets, set the same way
     # (before MXNet loads), so in-process and end-to-end times compare like with like.
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = int(os.environ["OMP_NUM_THREADS"])
     server_env = {"MXCONV_WORKERS": str(settings.workers)}
 
-    from . import common, e2e, inprocess, sweep, throughput
+    from . import common, e2e, inprocess, oip, sweep, throughput
     from .profile import pyinstrument_text, pyspy_top
 
     started = time.monotonic()
@@ -64,13 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         e2e.rss(report, server_env)
     if "5" in args.sections:
         sweep.run(report, quick=args.quick)
+    if "6" in args.sections:
+        oip.run(report, threads, server_env, quick=args.quick)
     print()
     print(report.render())
     print()
     print("ratio: section 1 = competitor time / mxconv time (>= 1: mxconv faster); section 2 = end-to-end")
     print(
-        "time / in-process time; section 3 = mxconv req/s / bare Flask req/s; section 4 = growth / allowed."
+        "time / in-process time; section 3 = mxconv req/s / bare Flask req/s; section 4 = growth / allowed;"
     )
+    print("section 6 = end-to-end time / in-process time, and /v2 time / /v1 time (rows marked vs).")
     missed = [t for t in report.targets if not t[1]]
     if missed and not args.no_profile:
         print()

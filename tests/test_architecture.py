@@ -63,6 +63,8 @@ def _uses(imported: set[str], forbidden: str) -> bool:
         ("mxconv", "flask"),
         ("mxconv_server.api", "mxnet"),
         ("mxconv_server.api", "mxconv_server.compute.mx"),
+        ("mxconv_server.oip", "mxnet"),
+        ("mxconv_server.oip", "mxconv_server.compute.mx"),
         ("mxconv_server.compute.plan", "mxconv_server.compute.mx"),
         ("mxconv_server.compute.cost", "mxconv_server.compute.mx"),
         ("mxconv_server.compute.phases", "mxconv_server.compute.mx"),

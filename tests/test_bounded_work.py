@@ -184,14 +184,20 @@ def test_one_uninterruptible_piece_gets_its_504_from_the_watchdog(blind: LiveSer
     print(f"504 after {elapsed:.2f} s; corr2d on the other worker meanwhile in {served[0] * 1000:.0f} ms")
 
 
+def _answered_504(server: LiveServer) -> int:
+    """504s the server gave: logged by the access log, or by the watchdog when it answered."""
+    log = server.log()
+    return log.count('"status": 504') + log.count("answering 504 and replacing this worker")
+
+
 def test_the_client_makes_exactly_one_attempt_on_a_504(optimistic: LiveServer) -> None:
-    before = optimistic.log().count('"status": 504')
+    before = _answered_504(optimistic)
     client = mxconv.Client(optimistic.url, max_retries=3, backoff=lambda attempt: 0.0)
     with pytest.raises(mxconv.DeadlineExceededError, match="MXCONV_MAX_REQUEST_SECONDS") as e:
         client.conv2d(np.ones((1, 1, 2048, 2048)), np.ones((1, 1, 64, 64)), dtype="float64")
     assert e.value.status_code == 504 and e.value.code == "deadline_exceeded"
     time.sleep(0.3)  # the access log line
-    assert optimistic.log().count('"status": 504') - before == 1, "the server saw more than one attempt"
+    assert _answered_504(optimistic) - before == 1, "the server saw more or fewer than one attempt"
 
 
 def test_an_overlong_job_is_refused_at_submit(accurate: LiveServer, tmp_path: Path) -> None:

@@ -226,3 +226,23 @@ def test_mistakes_are_one_line(live_server: LiveServer, argv: list[str]) -> None
     out = run(live_server, *argv, check=False)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert out.stderr.strip().count("\n") == 0, out.stderr
+
+
+def _examples_print_what_they_say(server: LiveServer, title: str, page: str) -> int:
+    from . import readme
+
+    examples = readme.examples(title, page=page)
+    for command, want in examples:
+        command = command.replace(".venv/bin/mxconv", f"{sys.executable} -m mxconv.cli --url {server.url}")
+        out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, (command, out.stderr)
+        readme.expected(out.stdout, want)
+    return len(examples)
+
+
+def test_readme_shell_examples_print_what_the_readme_says(live_server: LiveServer) -> None:
+    assert _examples_print_what_they_say(live_server, "From the shell", "README.md") >= 3
+
+
+def test_the_cli_page_prints_what_it_says(live_server: LiveServer) -> None:
+    assert _examples_print_what_they_say(live_server, "Commands", "docs/cli.md") >= 6

@@ -218,9 +218,9 @@ def test_never_retries_4xx(api: mxconv.Client, live_server) -> None:
 
 
 def test_readme_curl_examples_run_as_written(live_server) -> None:
-    commands = readme.shell_commands("Try it with curl")
-    assert len(commands) >= 5
-    for command in commands:
+    examples = readme.examples("Try it with curl")
+    assert len(examples) >= 5 and all(want for _, want in examples)  # each shows what it prints
+    for command, want in examples:
         command = readme.against(command, live_server.url)
         out = subprocess.run(
             ["bash", "-c", command + " -w '\\n%{http_code}'"],
@@ -230,10 +230,11 @@ def test_readme_curl_examples_run_as_written(live_server) -> None:
             check=True,
         ).stdout
         body, status = out.rsplit("\n", 1)
-        assert status == "200", (command, body)
-        assert "error" not in json.loads(body)
+        readme.expected(body, want)
+        failing = "error" in json.loads(body)
+        assert status == ("422" if failing else "200"), (command, body)
     first = subprocess.run(
-        ["bash", "-c", readme.against(commands[0], live_server.url)],
+        ["bash", "-c", readme.against(examples[0][0], live_server.url)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -243,7 +244,7 @@ def test_readme_curl_examples_run_as_written(live_server) -> None:
 
 
 def test_readme_binary_transport_example_runs_as_written(live_server, tmp_path: Path) -> None:
-    block = readme.code_block("API", "sh")  # the Binary transport subsection's block
+    block = readme.code_block("API", "sh", page="docs/api.md")  # the Binary transport subsection's block
     script = readme.against(block, live_server.url).replace(".venv/bin/python", sys.executable)
     out = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
@@ -262,7 +263,7 @@ def test_readme_client_example_runs_as_written(live_server, tmp_path: Path) -> N
 
 
 def test_readme_bounded_work_example_runs_as_written(live_server) -> None:
-    code = readme.against(readme.code_block("API", "python"), live_server.url)
+    code = readme.against(readme.code_block("API", "python", page="docs/api.md"), live_server.url)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "413 over_budget this job's 1000 epochs are predicted to take"

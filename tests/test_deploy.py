@@ -223,3 +223,13 @@ def test_startup_error_is_one_line_and_exit_2(entrypoint: str, fault: str, tmp_p
     assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr  # one line
     assert proc.stderr.startswith("mxconv: ") and expected.format(port=port) in proc.stderr
     assert "secret" not in proc.stderr
+
+
+def test_every_setting_is_in_the_settings_table() -> None:
+    from mxconv_server.config import Settings
+
+    from . import readme
+
+    table = readme.section("Settings", page="docs/settings.md")
+    documented = set(re.findall(r"^\| `(MXCONV_[A-Z_]+)` \|", table, re.M))
+    assert documented == {f"MXCONV_{name.upper()}" for name in Settings.model_fields}

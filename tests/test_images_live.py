@@ -1,4 +1,4 @@
-"""The image client and the README's image examples against a real `mxconv serve`."""
+"""The image client and the image examples of docs/images.md against a real `mxconv serve`."""
 
 from __future__ import annotations
 
@@ -61,13 +61,11 @@ def test_filter_image_errors_are_typed(api: mxconv.Client) -> None:
 
 
 def test_readme_image_curl_examples_run_as_written(live_server, tmp_path: Path) -> None:
-    commands = readme.shell_commands("Images and playground")
+    commands = readme.shell_commands("Images and playground", page="docs/images.md")
     assert len(commands) >= 6
     outputs = []
     for command in commands:
-        command = readme.against(command, live_server.url).replace(
-            "curl -s", "curl -sS --fail-with-body", 1
-        )
+        command = readme.against(command, live_server.url).replace("curl -s", "curl -sS --fail-with-body", 1)
         out = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60, cwd=tmp_path)
         assert out.returncode == 0, (command, out.stdout[:500], out.stderr)
         outputs.append(out.stdout)
@@ -85,7 +83,9 @@ def test_readme_image_curl_examples_run_as_written(live_server, tmp_path: Path) 
 
 
 def test_readme_image_client_example_runs_as_written(live_server, tmp_path: Path) -> None:
-    code = readme.against(readme.code_block("Images and playground", "python"), live_server.url)
+    code = readme.against(
+        readme.code_block("Images and playground", "python", page="docs/images.md"), live_server.url
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )

@@ -213,7 +213,7 @@ def test_cli_submit_wait_get(api: mxconv.Client, server: LiveServer, tmp_path: P
 
 
 def test_readme_cli_example_runs_as_written(server: LiveServer, tmp_path: Path) -> None:
-    script = readme.code_block("Training jobs", "sh").replace(
+    script = readme.code_block("Training jobs", "sh", page="docs/jobs.md").replace(
         ".venv/bin/mxconv", f"{sys.executable} -m mxconv.cli"
     )
     out = subprocess.run(
@@ -261,7 +261,7 @@ def test_restart_keeps_every_record(tmp_path: Path) -> None:
 
 
 def test_readme_jobs_example_runs_as_written(server: LiveServer) -> None:
-    code = readme.against(readme.code_block("Training jobs", "python"), server.url)
+    code = readme.against(readme.code_block("Training jobs", "python", page="docs/jobs.md"), server.url)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("succeeded [ 1. -1.]"), out.stdout

@@ -21,8 +21,8 @@ import pytest
 from mxconv import layers as L
 from mxconv.schemas import Job
 
-from .conftest import ROOT, LiveServer, start_server
-from .readme import against
+from .conftest import LiveServer, start_server
+from .readme import against, code_block
 
 SERVER_ENV = {
     "MXCONV_JOB_WORKERS": "2",
@@ -30,7 +30,6 @@ SERVER_ENV = {
     "MXCONV_JOB_LEASE_SECONDS": "2",
     "MXCONV_JOB_MAX_ATTEMPTS": "3",
 }
-DOC = ROOT / "docs" / "networks.md"
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +174,7 @@ def test_cli_submits_a_network_with_npy_files_and_shows_accuracy(server: LiveSer
 
 
 def doc_example() -> str:
-    text = DOC.read_text()
-    section = text.split("## LeNet against an MLP on the digits\n", 1)[1].split("\n## ", 1)[0]
-    return section.split("```python\n")[1].split("```", 1)[0]
+    return code_block("LeNet against an MLP on the digits", "python", page="docs/networks.md")
 
 
 def test_the_documented_digits_example_runs_as_written(server: LiveServer) -> None:

@@ -1,5 +1,5 @@
-"""The typed client's signals methods against a real `mxconv serve`, and the README's
-Signals examples run exactly as written."""
+"""The typed client's signals methods against a real `mxconv serve`, and the
+examples of docs/signals.md run exactly as written."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_lti_errors_are_typed(api: mxconv.Client) -> None:
 
 
 def test_readme_signals_curl_examples_run_as_written(live_server, tmp_path: Path) -> None:
-    commands = readme.shell_commands("Signals")
+    commands = readme.shell_commands("Signals", page="docs/signals.md")
     assert len(commands) == 5
     for command in commands:
         command = readme.against(command, live_server.url)
@@ -108,7 +108,7 @@ def test_readme_signals_curl_examples_run_as_written(live_server, tmp_path: Path
 
 
 def test_readme_signals_client_example_runs_as_written(live_server, tmp_path: Path) -> None:
-    code = readme.against(readme.code_block("Signals", "python"), live_server.url)
+    code = readme.against(readme.code_block("Signals", "python", page="docs/signals.md"), live_server.url)
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )

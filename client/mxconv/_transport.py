@@ -79,6 +79,13 @@ class Transport:
         transport: TransportName = "auto",
         max_retry_seconds: float = 60.0,
     ) -> None:
+        """``transport``: ``"auto"`` (JSON up to :data:`BINARY_MIN_ELEMENTS` input elements,
+        binary above), or always ``"lists"`` (nested JSON lists both ways), ``"base64"``
+        (base64 JSON both ways) or ``"binary"`` (``.npy`` both ways). ``session``: a
+        ``requests.Session`` of your own (proxies, TLS); the client's own gives its sockets
+        tensor-sized buffers (:mod:`mxconv.sockets`). Which failures are retried, and how
+        often, is :mod:`mxconv.retries`: ``max_retries`` retries at most, none starting after
+        ``max_retry_seconds``."""
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         self.transport = transport

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import requests
+import functools
 
 from ._transport import (  # noqa: F401  (importable from here, as they always were)
     BINARY_MIN_ELEMENTS,
@@ -19,7 +17,6 @@ from .jobs import Jobs
 from .meta import MetaAPI
 from .models import Models
 from .networks import Networks
-from .retries import backoff_delay
 from .signals import LtiSpec, SignalsAPI  # noqa: F401
 
 Transport = TransportName
@@ -35,27 +32,17 @@ class Client(ConvAPI, SignalsAPI, ImagesAPI, MetaAPI):
            [37., 43.]], dtype=float32)
     """
 
-    def __init__(
-        self,
-        base_url: str = "http://127.0.0.1:8000",
-        api_key: str | None = None,
-        timeout: tuple[float, float] = (5.0, 120.0),
-        max_retries: int = 2,
-        session: requests.Session | None = None,
-        backoff: Callable[[int], float] = backoff_delay,
-        transport: TransportName = "auto",
-        max_retry_seconds: float = 60.0,
-    ) -> None:
-        """``transport``: ``"auto"`` (JSON up to :data:`BINARY_MIN_ELEMENTS` input elements,
-        binary above), or always ``"lists"`` (nested JSON lists both ways), ``"base64"``
-        (base64 JSON both ways) or ``"binary"`` (``.npy`` both ways). ``session``: a
-        ``requests.Session`` of your own (proxies, TLS); the client's own gives its sockets
-        tensor-sized buffers (:mod:`mxconv.sockets`). Which failures are retried, and how
-        often, is :mod:`mxconv.retries`: ``max_retries`` retries at most, none starting after
-        ``max_retry_seconds``."""
-        super().__init__(
-            base_url, api_key, timeout, max_retries, session, backoff, transport, max_retry_seconds
-        )
-        self.jobs = Jobs(self)
-        self.networks = Networks(self)
-        self.models = Models(self)
+    @functools.cached_property
+    def jobs(self) -> Jobs:
+        """The /v1/jobs resource: ``client.jobs.submit(...)``, ``.wait(...)`` ..."""
+        return Jobs(self)
+
+    @functools.cached_property
+    def networks(self) -> Networks:
+        """The /v1/networks resource: ``client.networks.summary(...)``."""
+        return Networks(self)
+
+    @functools.cached_property
+    def models(self) -> Models:
+        """Trained models: ``client.models.predict(job_id, x)``, ``.export(job_id, "onnx")``."""
+        return Models(self)

@@ -71,6 +71,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> MxconvOpenAPI
     middleware.register(app)
     metrics.register(app)
 
+    from . import oip
     from .api import compute, images, jobs, meta, playground
 
     app.register_api(
@@ -81,6 +82,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> MxconvOpenAPI
     )
     app.register_api(images.bp)
     app.register_api(meta.bp)
+    app.register_api(oip.bp)
     app.register_blueprint(playground.bp)
     jobs.register(app)
     meta.register_spec_route(app)

@@ -1,4 +1,4 @@
-"""Settings from ``MXCONV_*`` environment variables (the README's settings table lists them)."""
+"""Settings from ``MXCONV_*`` environment variables (docs/settings.md lists them)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     )
     max_job_seconds: float = Field(
         3600.0, gt=0, description="Wall time after which a running job fails with a reason."
+    )
+    startup_timeout: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds start-up waits for an unreachable job store (a Redis still starting) before "
+            "it exits with one line."
+        ),
     )
     job_lease_seconds: float = Field(
         30.0, gt=0, description="A worker that has not renewed its job's lease this long is presumed dead."

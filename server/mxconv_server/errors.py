@@ -1,4 +1,9 @@
-"""The one JSON error shape, ``{"error": {"code", "message", "details"}}``, and its handlers."""
+"""The one JSON error shape, ``{"error": {"code", "message", "details"}}``, and its handlers.
+
+Under ``/v2`` (the Open Inference Protocol, ``oip/``) errors take that protocol's shape,
+``{"error": "<message>"}``, with the same message; and as the protocol has no 422, a request that
+parses but is invalid is a 400 there. :func:`error_response` and :func:`raw_error_response` choose
+the shape by the route, so every handler below serves both."""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -41,6 +46,18 @@ _REASONS = {
 }
 
 
+#: The Open Inference Protocol's routes (``oip/``).
+OIP_PREFIX = "/v2"
+OIP_ENDPOINTS = (
+    "GET /v2, GET /v2/health/live, GET /v2/health/ready, GET /v2/models/<name>[/versions/<v>][/ready], "
+    "POST /v2/models/<name>[/versions/<v>]/infer and POST /v2/repository/index"
+)
+
+
+def oip_route(path: str) -> bool:
+    return path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/")
+
+
 class ApiError(Exception):
     """Raise anywhere in a request to answer with the error shape."""
 
@@ -61,10 +78,18 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def raw_error_response(status: int, code: str, message: str, request_id: str = "") -> bytes:
-    """A whole HTTP/1.1 response in the one error shape, for writing straight to a socket where
-    Flask cannot answer (gunicorn's own parse errors, the watchdog)."""
-    body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
+def _body(status: int, code: str, message: str, details: list[dict[str, Any]], path: str) -> tuple[Any, int]:
+    """The error body for a request to ``path``, and its status."""
+    if oip_route(path):
+        return {"error": message}, 400 if status == 422 else status
+    return {"error": {"code": code, "message": message, "details": details}}, status
+
+
+def raw_error_response(status: int, code: str, message: str, request_id: str = "", path: str = "") -> bytes:
+    """A whole HTTP/1.1 response in the error shape of ``path``'s route, for writing straight to
+    a socket where Flask cannot answer (gunicorn's own parse errors, the watchdog)."""
+    shaped, status = _body(status, code, message, [], path)
+    body = json.dumps(shaped).encode()
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nServer: mxconv\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
@@ -75,9 +100,10 @@ def raw_error_response(status: int, code: str, message: str, request_id: str = "
 
 
 def error_response(err: ApiError) -> Response:
-    body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
+    path = request.path if has_request_context() else ""
+    body, status = _body(err.status, err.code, err.message, err.details, path)
     resp = jsonify(body)
-    resp.status_code = err.status
+    resp.status_code = status
     resp.headers.update(err.headers)
     return resp
 
@@ -154,6 +180,8 @@ def register(app: Flask) -> None:
             return error_response(
                 ApiError(405, message, headers={"Allow": ", ".join(sorted(e.valid_methods or ()))})
             )
+        elif status == 404 and oip_route(request.path):
+            message = f"no endpoint at {request.path}; the inference protocol's endpoints are {OIP_ENDPOINTS}"
         elif status == 404:
             message = (
                 f"no endpoint at {request.path}; the API lives under /v1/ (e.g. POST /v1/conv2d): "

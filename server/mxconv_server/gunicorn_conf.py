@@ -35,7 +35,7 @@ keepalive = 5
 preload_app = False
 
 # Read when MXNet loads, so set here in the master before any fork (Settings.worker_env).
-# Measured on the 2-core benchmark machine (make bench; README "Performance"):
+# Measured on the 2-core benchmark machine (make bench; docs/performance.md):
 # - OMP_NUM_THREADS = cores / workers (1 with the default 2 workers). Spin-waiting OpenMP
 #   threads starve the other workers (DESIGN.md: 283 vs 2,592 small req/s). With 2 threads per
 #   worker and passive waiting, the (1,3,224,224)x(64,3,3,3) case took 31 ms against 15 ms with

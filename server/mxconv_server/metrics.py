@@ -1,4 +1,4 @@
-"""Prometheus metrics, served at ``/metrics``; the README's "Metrics" list names every one.
+"""Prometheus metrics, served at ``/metrics``; docs/deploy.md ("Metrics") names every one.
 
 Under gunicorn every worker is its own process, so the metrics live in prometheus-client's
 multiprocess mode: ``mxconv serve`` (or gunicorn_conf.py, when gunicorn is run by hand) points
@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from flask import Flask, Response, current_app, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -73,11 +73,18 @@ FAST_PATHS = Counter(
 )
 
 
+#: ``g`` key of a label a view sets in place of its URL rule (``/v2/models/conv2d/infer`` for
+#: ``/v2/models/<model_name>/infer``): only from a fixed set, so labels stay few.
+ENDPOINT_LABEL = "mxconv_endpoint_label"
+
+
 def endpoint_label() -> str:
     """The URL rule (``/v1/jobs/<job_id>``, not the path), so labels stay few; 'unmatched' for
     paths that match no route."""
     if not has_request_context():
         return "none"
+    if ENDPOINT_LABEL in g:
+        return str(g.get(ENDPOINT_LABEL))
     rule = request.url_rule
     return rule.rule if rule is not None else "unmatched"
 

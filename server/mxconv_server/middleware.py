@@ -23,7 +23,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Reachable without a key even when MXCONV_API_KEYS is set: probes must not need secrets, and
 #: the documentation (the spec, Swagger UI and its assets) must load before a key is typed into
 #: its Authorize button. None of these holds data.
-HEALTH_ENDPOINTS = frozenset({"meta.live", "meta.ready"})
+HEALTH_ENDPOINTS = frozenset({"meta.live", "meta.ready", "oip.live", "oip.ready"})
 DOC_ENDPOINTS = frozenset(
     {
         "openapi_json",
@@ -61,11 +61,16 @@ def _parse_json_body(app: Flask) -> None:
     if not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", ""):
         return  # no body at all (curl -X POST .../cancel sends no Content-Length): nothing to parse
     mimetype = request.mimetype
+    view_io = io.of(app.view_functions.get(request.endpoint or ""))
     if not mimetype:
+        if view_io.raw:
+            return  # the view reads the body, whatever it is
         raise ApiError(415, "missing Content-Type; send 'Content-Type: application/json'")
-    accepted = frozenset({io.JSON}) | io.of(app.view_functions.get(request.endpoint or "")).accepts
+    accepted = frozenset({io.JSON}) | view_io.accepts
     if mimetype not in accepted:
         raise ApiError(415, f"Content-Type {mimetype!r} is not accepted here; send one of {sorted(accepted)}")
+    if view_io.raw:
+        return
     if mimetype == "application/json":
         # The body is already buffered (buffer_request_body); parse it with the app's JSON
         # parser. A parse error is a 400 with the parser's reason.
@@ -76,7 +81,7 @@ def _parse_json_body(app: Flask) -> None:
             compat.set_json_body(request, app.json.loads(data))
         except ValueError as e:
             raise ApiError(400, f"request body is not valid JSON: {e}") from None
-    elif mimetype == io.MULTIPART and io.of(app.view_functions.get(request.endpoint or "")).tensors:
+    elif mimetype == io.MULTIPART and view_io.tensors:
         # .npy parts + a JSON params part become the dict a JSON body would have given, so the
         # view's pydantic model validates both transports the same way. Other views that accept
         # multipart (file uploads) keep werkzeug's request.form / request.files.
@@ -102,6 +107,12 @@ def _check_accept(app: Flask) -> None:
         )
 
 
+def _align_at(view_io: io.ViewIO) -> int | None:
+    """Where the view's tensor bytes start in the body, by its ``align_header``, if it has one."""
+    offset = request.headers.get(view_io.align_header, "") if view_io.align_header else ""
+    return int(offset) if offset.isdigit() and len(offset) <= 18 else None
+
+
 class MxconvRequest(Request):
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         raise ApiError(400, f"request body is not valid JSON: {e}")
@@ -120,7 +131,10 @@ def register(app: Flask) -> None:
             _check_api_key(keys)
         _check_accept(app)
         settings = app.config["MXCONV"]
-        buffer_request_body(request, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
+        align_at = _align_at(io.of(app.view_functions.get(request.endpoint or "")))
+        buffer_request_body(
+            request, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout, align_at=align_at
+        )
         _parse_json_body(app)
 
     @app.after_request

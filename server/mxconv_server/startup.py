@@ -4,7 +4,6 @@ what `docker logs` shows, rather than a traceback or a worker boot loop."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from urllib.parse import urlsplit, urlunsplit
@@ -13,10 +12,6 @@ from pydantic import ValidationError
 
 from .config import Settings
 from .jobs import JobStore, StoreUnavailable, open_store
-
-#: How long start-up waits for an unreachable job store (MXCONV_STARTUP_TIMEOUT, seconds):
-#: long enough for a Redis that is still starting or restarting, short enough to fail clearly.
-STARTUP_TIMEOUT = 30.0
 
 
 class StartupError(Exception):
@@ -61,17 +56,6 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
-def startup_timeout() -> float:
-    text = os.environ.get("MXCONV_STARTUP_TIMEOUT", "")
-    try:
-        value = float(text) if text else STARTUP_TIMEOUT
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise StartupError(f"invalid setting MXCONV_STARTUP_TIMEOUT={text!r}: a number of seconds, 0 or more")
-    return value
-
-
 def open_job_store(settings: Settings) -> JobStore:
     """The job store, once it answers. Redis gets MXCONV_STARTUP_TIMEOUT seconds to come up
     (retried with backoff); a wrong password or an unusable SQLite file fails at once."""
@@ -86,7 +70,7 @@ def open_job_store(settings: Settings) -> JobStore:
             ) from None
     import redis.exceptions
 
-    timeout = startup_timeout()
+    timeout = settings.startup_timeout
     deadline = time.monotonic() + timeout
     store = open_store(url)
     for attempt in range(1000):

@@ -36,6 +36,7 @@ class _Guarded:
     limit: float
     sock: socket.socket
     request_id: str
+    path: str  # the request's, for its route's error shape
 
 
 class Watchdog:
@@ -47,7 +48,9 @@ class Watchdog:
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def guard(self, limit: float, sock: socket.socket | None, request_id: str) -> Iterator[None]:
+    def guard(
+        self, limit: float, sock: socket.socket | None, request_id: str, path: str = ""
+    ) -> Iterator[None]:
         """Guard the block's work; without a client socket (the test client) there is nothing
         to answer on, so nothing is guarded."""
         if sock is None:
@@ -55,7 +58,7 @@ class Watchdog:
             return
         with self._cond:
             self._start()
-            self._guarded = _Guarded(time.monotonic() + limit + GRACE_SECONDS, limit, sock, request_id)
+            self._guarded = _Guarded(time.monotonic() + limit + GRACE_SECONDS, limit, sock, request_id, path)
             self._cond.notify()
         try:
             yield
@@ -95,7 +98,9 @@ class Watchdog:
         )
         try:
             guarded.sock.settimeout(2.0)
-            guarded.sock.sendall(raw_error_response(504, "deadline_exceeded", message, guarded.request_id))
+            guarded.sock.sendall(
+                raw_error_response(504, "deadline_exceeded", message, guarded.request_id, guarded.path)
+            )
             guarded.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # the client is gone: nothing to tell it

@@ -82,7 +82,7 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
     limit = settings().max_request_seconds
     sock = compat.client_socket(request.environ)
     start = time.perf_counter()
-    with deadline.limit(limit), WATCHDOG.guard(limit, sock, g.get("request_id", "-")):
+    with deadline.limit(limit), WATCHDOG.guard(limit, sock, g.get("request_id", "-"), request.path):
         result = fn()
     seconds = time.perf_counter() - start
     metrics.observe_compute(seconds)

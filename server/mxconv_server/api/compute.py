@@ -9,6 +9,7 @@ single tensor, or one of the operation's own renderers (a PNG).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,22 +31,38 @@ def _input(body: Any, dotted: str) -> np.ndarray | None:
     return value if isinstance(value, np.ndarray) else None
 
 
-def handle(op: Operation, body: Any) -> Any:
+@dataclass(frozen=True)
+class Computed:
+    fields: dict[str, Any]  # what the operation's run returned
+    flops: int
+    ms: float  # compute time
+
+
+def compute(op: Operation, body: Any) -> Computed:
+    """Check, price and run ``op`` on a validated request: the input sizes, the plan against
+    the budgets, the run under the deadline, the metrics. Every protocol's handler (this
+    module's /v1, ``oip``'s /v2) computes through here, and only encodes differently."""
     common.check_inputs(**{name: _input(body, name) for name in op.inputs})
     work = op.plan(body, common.settings(), common.device().device_type)
     common.check_work(work)
     fields, ms = common.timed(lambda: op.run(body, work, common.device()))
     metrics.count_flops(work.flops)
+    return Computed(fields, work.flops, ms)
+
+
+def handle(op: Operation, body: Any) -> Any:
+    done = compute(op, body)
+    fields, ms = done.fields, done.ms
     answer = io.negotiated(op.io)
     if answer in op.renderers:
         rendered = op.renderers[answer](fields, body)
         data, headers = rendered if isinstance(rendered, tuple) else (rendered, {})
         resp = Response(data, mimetype=answer)
         resp.headers.update(headers)
-        resp.headers.update(_work_headers(work.flops, ms))
+        resp.headers.update(_work_headers(done.flops, ms))
         return _vary(op, resp)
     result = {name: fields[name] for name in op.result.model_fields if name in fields}
-    result.update(flops=work.flops, elapsed_ms=round(ms, 3))
+    result.update(flops=done.flops, elapsed_ms=round(ms, 3))
     if answer == io.NPY:
         return codec.npy_response(result)
     return _vary(op, jsonify(_encoded(result, getattr(body, "output_encoding", "list"))))

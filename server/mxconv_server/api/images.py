@@ -78,36 +78,43 @@ def _first_values(multi: Any) -> dict[str, Any]:
     return {key: multi.get(key) for key in multi}
 
 
+def filter_input(data: Any) -> FilterInput:
+    """JSON pixels and options (/v1's JSON body, or /v2's image input and parameters) as the
+    filter's input: validated by ImageFilterRequest, the pixels (C,H,W), under the pixel limit."""
+    s = common.settings()
+    body = ImageFilterRequest.model_validate(data)
+    arr = np.asarray(body.image)
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    elif arr.ndim == 3 and 1 <= arr.shape[2] <= 4:
+        arr = arr.transpose(2, 0, 1)
+    else:
+        raise ApiError(
+            422,
+            f"image: expected (H,W) or (H,W,C) with C at most 4, got shape {list(np.shape(body.image))}",
+            code="invalid_argument",
+            details=[{"loc": ["image"], "msg": "bad shape", "type": "invalid_argument"}],
+        )
+    if arr.shape[1] * arr.shape[2] > s.max_image_pixels:
+        raise ApiError(
+            413,
+            f"the image has {arr.shape[1] * arr.shape[2]} pixels, over the limit of "
+            f"{s.max_image_pixels} (MXCONV_MAX_IMAGE_PIXELS)",
+            code="image_too_large",
+        )
+    options = ImageFilterOptions.model_validate(body.model_dump(exclude={"image"}, exclude_unset=True))
+    if options.grayscale and arr.shape[0] > 1:
+        # Pillow's L = R * 299/1000 + G * 587/1000 + B * 114/1000 (alpha dropped)
+        arr = np.tensordot([0.299, 0.587, 0.114], arr[:3], axes=1)[None] if arr.shape[0] >= 3 else arr[:1]
+    return FilterInput(arr.astype(np.float32), options)
+
+
 def read_filter_request() -> FilterInput:
     """The pixels as (C,H,W) 0-255, and the options, from a JSON, multipart or raw image body."""
     s = common.settings()
     mimetype = request.mimetype
     if mimetype == "application/json":
-        body = ImageFilterRequest.model_validate(request.get_json())
-        arr = np.asarray(body.image)
-        if arr.ndim == 2:
-            arr = arr[np.newaxis]
-        elif arr.ndim == 3 and 1 <= arr.shape[2] <= 4:
-            arr = arr.transpose(2, 0, 1)
-        else:
-            raise ApiError(
-                422,
-                f"image: expected (H,W) or (H,W,C) with C at most 4, got shape {list(np.shape(body.image))}",
-                code="invalid_argument",
-                details=[{"loc": ["image"], "msg": "bad shape", "type": "invalid_argument"}],
-            )
-        if arr.shape[1] * arr.shape[2] > s.max_image_pixels:
-            raise ApiError(
-                413,
-                f"the image has {arr.shape[1] * arr.shape[2]} pixels, over the limit of "
-                f"{s.max_image_pixels} (MXCONV_MAX_IMAGE_PIXELS)",
-                code="image_too_large",
-            )
-        options = ImageFilterOptions.model_validate(body.model_dump(exclude={"image"}, exclude_unset=True))
-        if options.grayscale and arr.shape[0] > 1:
-            # Pillow's L = R * 299/1000 + G * 587/1000 + B * 114/1000 (alpha dropped)
-            arr = np.tensordot([0.299, 0.587, 0.114], arr[:3], axes=1)[None] if arr.shape[0] >= 3 else arr[:1]
-        return FilterInput(arr.astype(np.float32), options)
+        return filter_input(request.get_json())
     if mimetype == "multipart/form-data":
         upload = request.files.get(FILE_FIELD)
         if upload is None and len(request.files) == 1:

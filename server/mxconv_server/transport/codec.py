@@ -15,7 +15,7 @@ body; shape, dtype, FLOPs and compute time travel in ``X-*`` headers. The bytes 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,8 +40,7 @@ def npy_response(result: dict[str, Any]) -> Response:
         )
     y = np.asarray(result["y"])
     header, data = npy.npy_parts(y)
-    resp = Response(_body(header, data, compat.client_socket(request.environ)), mimetype=NPY)
-    resp.headers["Content-Length"] = str(len(header) + len(data))
+    resp = bytes_response(header, [data], NPY, fast_path="npy_socket_send")
     resp.headers["Content-Disposition"] = 'attachment; filename="y.npy"'
     resp.headers["X-Tensor-Shape"] = ",".join(str(d) for d in y.shape)
     resp.headers["X-Tensor-Dtype"] = y.dtype.name
@@ -57,18 +56,30 @@ def npy_response(result: dict[str, Any]) -> Response:
 CHUNK_BYTES = 1 << 20
 
 
-def _body(header: bytes, data: memoryview, sock: Any) -> Iterator[bytes]:
-    """The ``.npy`` header, then the array's bytes. Under gunicorn the array goes to the socket
-    directly, as a view: by the time this generator resumes, gunicorn has written the status,
-    the headers and the ``.npy`` header. Sending 6.4 MB that way skips a 6.4 MB copy in 1 MB
-    slices (body.py reads requests from the same socket the same way)."""
-    yield header
+def bytes_response(head: bytes, buffers: Sequence[memoryview], mimetype: str, *, fast_path: str) -> Response:
+    """A body of ``head`` and then each buffer's bytes (a ``.npy`` header and the array's bytes;
+    a /v2 JSON header and its binary tensors), with its Content-Length. Under gunicorn the
+    buffers go to the socket without a copy, counted as ``fast_path`` (see :func:`_body`)."""
+    sock = compat.client_socket(request.environ)
+    resp = Response(_body(head, buffers, sock, fast_path), mimetype=mimetype)
+    resp.headers["Content-Length"] = str(len(head) + sum(len(b) for b in buffers))
+    return resp
+
+
+def _body(head: bytes, buffers: Sequence[memoryview], sock: Any, fast_path: str) -> Iterator[bytes]:
+    """``head``, then the buffers' bytes. Under gunicorn the buffers go to the socket directly,
+    as views: by the time this generator resumes, gunicorn has written the status, the headers
+    and ``head``. Sending 6.4 MB that way skips a 6.4 MB copy in 1 MB slices (body.py reads
+    requests from the same socket the same way)."""
+    yield head
     if sock is not None:
-        sock.sendall(data)
-        compat.took("npy_socket_send")
+        for data in buffers:
+            sock.sendall(data)
+        compat.took(fast_path)
         return
-    for start in range(0, len(data), CHUNK_BYTES):
-        yield bytes(data[start : start + CHUNK_BYTES])
+    for data in buffers:
+        for start in range(0, len(data), CHUNK_BYTES):
+            yield bytes(data[start : start + CHUNK_BYTES])
 
 
 def read_body(req: Request) -> bytes:

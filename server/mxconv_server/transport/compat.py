@@ -93,7 +93,7 @@ def write_nonblock(sock: Any, data: bytes) -> None:
 class _ViewStream(io.RawIOBase):
     """A read-only stream over a buffer, without copying it."""
 
-    def __init__(self, data: bytearray) -> None:
+    def __init__(self, data: bytearray | memoryview) -> None:
         self._view = memoryview(data)
         self._pos = 0
 
@@ -107,7 +107,7 @@ class _ViewStream(io.RawIOBase):
         return n
 
 
-def replace_body(request: Request, body: bytes | bytearray) -> None:
+def replace_body(request: Request, body: bytes | bytearray | memoryview) -> None:
     """Make ``body`` the request's body, as if read from the socket: get_data(), form and files
     read it without a copy (werkzeug caches it in ``_cached_data``)."""
     environ = request.environ

@@ -18,6 +18,7 @@ from flask import g, request
 JSON = "application/json"
 NPY = "application/x-npy"
 MULTIPART = "multipart/form-data"
+OCTET = "application/octet-stream"
 PNG = "image/png"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +33,13 @@ class ViewIO:
     #: Multipart bodies carry ``.npy`` tensor parts and a JSON ``params`` part, and a single
     #: tensor result can be answered as a ``.npy`` body (NPY is then among ``produces``).
     tensors: bool = False
+    #: The view reads the buffered body itself (the /v2 inference protocol: a JSON header, then
+    #: binary tensors); the middleware parses nothing, and a missing Content-Type is no 415
+    #: (tritonclient sends none).
+    raw: bool = False
+    #: A request header giving the offset in the body where tensor bytes start (/v2's
+    #: Inference-Header-Content-Length): the body is placed in memory so that they are aligned.
+    align_header: str = ""
 
 
 TENSOR_IO = ViewIO(accepts=frozenset({MULTIPART}), produces=(JSON, NPY), tensors=True)

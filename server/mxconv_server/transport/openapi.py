@@ -13,6 +13,8 @@ service to its spec:
 * 422 in the one error shape, replacing flask-openapi3's default (a list of pydantic
   errors, which mxconv never sends), and only where a request can be invalid;
 * 503 (a backend unavailable, with Retry-After) on every operation but the health checks;
+* under /v2 (the inference protocol), the errors in its shape, ``{"error": "<message>"}``, and
+  400 where /v1 answers 422 (errors.py);
 * the binary media types a view's :class:`.io.ViewIO` may answer 200 with, beside the JSON
   model its ``responses`` declare, and the multipart ``.npy`` form and ``.npy`` answer of
   every tensor view (:func:`document`).
@@ -27,12 +29,21 @@ from flask import Flask
 from flask_openapi3 import OpenAPI
 from mxconv.schemas import ErrorResponse
 
+from ..errors import oip_route
 from ..middleware import PUBLIC_ENDPOINTS
 from . import io
 from .io import MULTIPART, NPY
 
 SECURITY_SCHEME = "bearerAuth"
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+_OIP_ERROR_REF = {"$ref": "#/components/schemas/InferenceErrorResponse"}
+_OIP_ERROR_SCHEMA = {
+    "title": "InferenceErrorResponse",
+    "description": "An error under /v2, in the Open Inference Protocol's shape.",
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "What is wrong, and what to change."}},
+}
 _DESCRIPTIONS = {
     400: "Malformed body (not JSON, or not parseable).",
     401: "Missing or invalid API key.",
@@ -56,8 +67,9 @@ def openapi_path(rule: str) -> str:
     return _CONVERTER.sub(r"{\1}", rule)
 
 
-def _error(status: int) -> dict[str, Any]:
-    return {"description": _DESCRIPTIONS[status], "content": {"application/json": {"schema": _ERROR_REF}}}
+def _error(status: int, path: str = "") -> dict[str, Any]:
+    ref = _OIP_ERROR_REF if oip_route(path) else _ERROR_REF
+    return {"description": _DESCRIPTIONS[status], "content": {"application/json": {"schema": ref}}}
 
 
 def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, Any]:
@@ -69,6 +81,8 @@ def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, 
             schemas.setdefault(name, sub)
         schemas["ErrorResponse"] = model
     schemas.pop("ValidationErrorModel", None)  # flask-openapi3's default 422 model, unused
+    if any(oip_route(path) for path in spec.get("paths", {})):
+        schemas["InferenceErrorResponse"] = _OIP_ERROR_SCHEMA
     components = spec["components"]
     if not components.get("securitySchemes"):
         components.pop("securitySchemes", None)
@@ -107,6 +121,8 @@ def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, 
                 wanted |= {414, 422}
             if not public:
                 wanted.add(503)
+            if oip_route(path) and 422 in wanted:
+                wanted = (wanted - {422}) | {400}
             if keys_on and not public:
                 wanted.add(401)
                 op.setdefault("security", [{SECURITY_SCHEME: []}])
@@ -114,7 +130,7 @@ def finalize(app: OpenAPI, spec: dict[str, Any], *, keys_on: bool) -> dict[str, 
             if default_422.get("schema", {}).get("type") == "array":  # flask-openapi3's default
                 del responses["422"]
             for status in sorted(wanted):
-                responses.setdefault(str(status), _error(status))
+                responses.setdefault(str(status), _error(status, path))
     return spec
 
 
