@@ -323,3 +323,30 @@ def test_a_cancelled_job_keeps_its_last_checkpoint(client, app, config: dict) ->
     assert meta["optimizer"]["name"] == "adam" and "s/0.weight/0" in arrays  # Adam's mean and variance
     r = client.get(f"/v1/jobs/{job_id}/model")
     assert r.status_code == 409 and "checkpoint, after epoch" in r.json["error"]["message"]
+
+
+def test_a_trained_network_is_a_v2_model_too(client, worker: Worker) -> None:
+    job_id = trained(client, worker)["id"]
+    meta = client.get(f"/v2/models/{job_id}").json
+    assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 6, 6]}]
+    assert meta["outputs"] == [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}]
+    assert client.get(f"/v2/models/{job_id}/ready").status_code == 200
+    index = client.post("/v2/repository/index").json
+    assert {"name": job_id, "version": "1", "state": "READY"} in index and index[0]["name"] == "conv2d"
+    x5 = X[:5].ravel().tolist()
+    body = {"inputs": [{"name": "x", "shape": [5, 1, 6, 6], "datatype": "FP32", "data": x5}]}
+    r = client.post(f"/v2/models/{job_id}/infer", json=body)
+    assert r.status_code == 200, r.json
+    (out,) = r.json["outputs"]
+    assert out["name"] == "y" and out["shape"] == [5, 3] and r.json["model_name"] == job_id
+    v1 = client.post(f"/v1/models/{job_id}/predict", json={"x": X[:5].tolist()}).json["y"]
+    np.testing.assert_array_equal(np.array(out["data"], dtype=np.float32).reshape(5, 3), np.float32(v1))
+    wrong = {"inputs": [{"name": "x", "shape": [5, 36], "datatype": "FP32", "data": x5}]}
+    r = client.post(f"/v2/models/{job_id}/infer", json=wrong)
+    assert r.status_code == 400 and "['N', 1, 6, 6]" in r.json["error"]  # the protocol has no 422
+    r = client.post(f"/v2/models/{job_id}/infer", json={**body, "parameters": {"padding": 1}})
+    assert r.status_code == 400 and "takes no parameter 'padding'" in r.json["error"]
+    assert client.post(f"/v2/models/{'0' * 32}/infer", json=body).status_code == 404
+    queued = client.post("/v1/jobs", json=net_spec()).json["id"]
+    r = client.post(f"/v2/models/{queued}/infer", json=body)
+    assert r.status_code == 409 and "queued" in r.json["error"]

@@ -118,7 +118,9 @@ def test_a_worker_killed_with_9_resumes_from_its_last_checkpoint(api: mxconv.Cli
     print(f"final weights: largest difference {max(float(np.abs(mine[k] - theirs[k]).max()) for k in mine)}")
 
 
-def test_digits_through_the_client_and_onnx_through_onnxruntime(api: mxconv.Client) -> None:
+def test_digits_through_the_client_onnxruntime_and_tritonclient(
+    api: mxconv.Client, server: LiveServer
+) -> None:
     ort = pytest.importorskip("onnxruntime")
     x, y = digits()
     test = np.arange(len(x)) % 5 == 0  # a test split the job never sees
@@ -144,6 +146,14 @@ def test_digits_through_the_client_and_onnx_through_onnxruntime(api: mxconv.Clie
     with pytest.raises(mxconv.ValidationError) as e:
         api.models.predict(job.id, x[test][:, 0])
     assert "['N', 1, 8, 8]" in str(e.value)
+    # /v2: the same model through Triton's own client, binary tensors both ways.
+    httpclient = pytest.importorskip("tritonclient.http")
+    triton = httpclient.InferenceServerClient(server.url.removeprefix("http://"))
+    assert triton.is_model_ready(job.id)
+    inp = httpclient.InferInput("x", list(x[test].shape), "FP32")
+    inp.set_data_from_numpy(x[test], binary_data=True)
+    out = triton.infer(job.id, [inp], outputs=[httpclient.InferRequestedOutput("y", binary_data=True)])
+    np.testing.assert_array_equal(out.as_numpy("y"), scores)
 
 
 def test_cli_submits_a_network_with_npy_files_and_shows_accuracy(server: LiveServer, tmp_path: Path) -> None:

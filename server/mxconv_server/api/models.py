@@ -5,7 +5,8 @@ the binary transport, as for every operation).
 
 :func:`trained_model` is the seam another protocol serves trained models through: it gives
 the :class:`~mxconv_server.ops.networks.TrainedModel` of a job id (or the 404/409 to answer),
-and ``ops.networks.predict_operation()`` the operation that runs it.
+and ``ops.networks.predict_operation()`` the operation that runs it; ``oip/trained.py`` serves
+trained models at ``/v2/models/<job_id>/infer`` through them.
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ def register(app: Flask) -> None:
     app.register_api(bp)
 
 
-def _store() -> JobStore:
+def job_store() -> JobStore:
     return current_app.extensions["mxconv.jobs"]  # type: ignore[no-any-return]
 
 
 def trained_model(job_id: str) -> networks.TrainedModel:
     """The job's trained model: 404 for no such job, 409 for one that has not succeeded."""
-    store = _store()
+    store = job_store()
     job = store.get(job_id)
     if job is None:
         raise ApiError(404, f"no job with id {job_id!r}; it may have been deleted")
@@ -85,7 +86,7 @@ def export_model(path: JobPath, query: ModelQuery) -> Any:
     """A succeeded job's trained network (or layer), for MXNet (symbol JSON + params) or as
     ONNX. 409 while the job is queued or running, or when it did not succeed."""
     model = trained_model(path.job_id)
-    job = _store().get(path.job_id)
+    job = job_store().get(path.job_id)
     spec = {"job_id": path.job_id, **{k: v for k, v in (job.spec if job else {}).items() if k != "name"}}
     data, ms = common.timed(lambda: networks.export(model, query.format, spec))
     media, filename = MEDIA[query.format]

@@ -64,6 +64,8 @@ class Model:
     info: Callable[[Fields], dict[str, Any]] = lambda f: {}
     #: Outputs that only come with a parameter set: output -> (parameter, value).
     implies: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    #: The metrics label of its inferences; None: its own path (trained models share one).
+    label: str | None = None
 
     @property
     def parameters(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from ..api import common, compute, meta
 from ..errors import ApiError
 from ..transport import codec, io
 from . import tensors
-from .models import PLATFORM, VERSION, Model, find, models
+from .models import PLATFORM, VERSION, Model, models
 from .schemas import (
     InferenceRequest,
     InferenceResponse,
@@ -24,6 +24,8 @@ from .schemas import (
     RepositoryModel,
     ServerMetadata,
 )
+from .trained import find
+from .trained import index as trained_index
 
 #: Server metadata's extensions: Triton's names for the ones served here.
 EXTENSIONS = ["binary_tensor_data", "parameters"]
@@ -55,7 +57,7 @@ bp.components_schemas.update(_components(InferenceRequest, RepositoryIndexReques
 
 class ModelPath(BaseModel):
     model_name: str = Field(
-        description="A model: POST /v2/repository/index lists them.",
+        description="A model: POST /v2/repository/index lists them (a succeeded training job, by its id).",
         json_schema_extra={"enum": list(models())},
     )
 
@@ -167,7 +169,7 @@ _INFER_DOC = {
 
 def _infer(name: str, version: str | None) -> Response:
     model = find(name, version)
-    setattr(g, metrics.ENDPOINT_LABEL, f"/v2/models/{model.name}/infer")  # one label per model
+    setattr(g, metrics.ENDPOINT_LABEL, model.label or f"/v2/models/{model.name}/infer")  # one per model
     body = tensors.decompressed(
         codec.read_body(request),
         request.headers.get("Content-Encoding", ""),
@@ -234,4 +236,5 @@ def repository_index() -> Any:
     except orjson.JSONDecodeError as e:
         raise ApiError(400, f"the body is not valid JSON: {e}") from None
     RepositoryIndexRequest.model_validate(obj)
-    return jsonify([{"name": name, "version": VERSION, "state": "READY"} for name in models()])
+    builtin = [{"name": name, "version": VERSION, "state": "READY"} for name in models()]
+    return jsonify(builtin + trained_index())
