@@ -204,3 +204,23 @@ def test_the_documented_digits_example_runs_as_written(server: LiveServer) -> No
     accuracy = {name: float(row[2]) for name, row in rows.items()}
     assert accuracy["LeNet"] >= 0.97 and accuracy["MLP"] >= 0.9
     assert abs(params["LeNet"] - params["MLP"]) / params["LeNet"] < 0.1  # of similar size
+
+
+def _bash(script: str, cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # the venv's python
+    cmd = ["bash", "-euo", "pipefail", "-c", script]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_the_documented_curl_examples_run_as_written(server: LiveServer, tmp_path: Path) -> None:
+    page = "docs/networks.md"
+    npz = against(code_block("Data: JSON, .npy parts or one .npz", "sh", page=page), server.url)
+    job = json.loads(_bash(npz, tmp_path))
+    assert job["status"] == "queued" and job["spec"]["y_shape"] == [1797]
+    assert job["spec"]["x_shape"] == [1797, 1, 8, 8]
+    title = "The summary: shapes, parameters, FLOPs, receptive fields"
+    s = json.loads(_bash(against(code_block(title, "sh", page=page), server.url), tmp_path))
+    assert s["params"] == 6 * 25 + 6 + 6 * 4 * 4 * 10 + 10
+    assert s["layers"][2]["receptive_field"]["size"] == [6, 6]
