@@ -3,8 +3,8 @@
     python -m benchmarks.ab OLD_TREE NEW_TREE [--rounds 3] [--sections 1234]
 
 Each tree needs its own ``.venv`` (``make .venv/.installed`` there, plus ``pip install -e
-'.[bench]'``). The suite runs OLD, NEW, OLD, NEW ... so that load from elsewhere on the machine
-hits both alike; every row's medians are taken over the rounds, and the table prints new/old
+'.[bench]'``). The suite runs OLD, NEW, NEW, OLD, OLD, NEW ... so that load from elsewhere on the
+machine, and being second, hit both alike; every row's medians are taken over the rounds, and the table prints new/old
 with rows more than 3% slower (or, for throughput rows, less) marked.
 """
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs: dict[str, list[dict[tuple[str, str, str], float]]] = {"old": [], "new": []}
     for r in range(args.rounds):
-        for name in ("old", "new"):
+        for name in ("old", "new") if r % 2 == 0 else ("new", "old"):  # ABBA: no side always second
             print(f"round {r + 1}: {name}", file=sys.stderr, flush=True)
             runs[name].append(run_suite(getattr(args, name), args.sections))
     keys = [k for k in runs["old"][0] if all(k in run for run in runs["old"] + runs["new"])]
