@@ -3,9 +3,9 @@
     python -m benchmarks.ab OLD_TREE NEW_TREE [--rounds 3] [--sections 1234]
 
 Each tree needs its own ``.venv`` (``make .venv/.installed`` there, plus ``pip install -e
-'.[bench]'``). The suite runs OLD, NEW, NEW, OLD, OLD, NEW ... so that load from elsewhere on the
-machine, and being second, hit both alike; every row's medians are taken over the rounds, and the table prints new/old
-with rows more than 3% slower (or, for throughput rows, less) marked.
+'.[bench]'``). The suite runs OLD, NEW, NEW, OLD, OLD, NEW ... so that load from elsewhere
+on the machine, and going second, hit both alike; every row's medians are taken over the
+rounds, and the table prints new/old with rows more than 3% slower (throughput: less) marked.
 """
 
 from __future__ import annotations
