@@ -179,30 +179,7 @@ class Worker:
             if job_spec.is_network(job.spec):
                 summary, outputs = self._train_network(job, lease, arrays, ctx, on_epoch, on_checkpoint)
             else:
-                cfg = job_spec.train_config(job.spec)
-                result = training.train(
-                    arrays["x"],
-                    arrays["y"],
-                    cfg,
-                    plan=job_spec.plan(job.spec, cfg),
-                    initial_weight=arrays.get("initial_weight"),
-                    initial_bias=arrays.get("initial_bias"),
-                    ctx=ctx,
-                    on_epoch=on_epoch,
-                    max_seconds=self.settings.max_job_seconds,
-                )
-                outputs = {"weight": result.weight}
-                if result.bias is not None:
-                    outputs["bias"] = result.bias
-                summary = {
-                    "final_loss": result.final_loss,
-                    "data_loss": result.data_loss,
-                    "epochs_run": result.epochs_run,
-                    "stopped_early": result.stopped_early,
-                    "stop_reason": result.stop_reason,
-                    "seed": result.seed,
-                    "elapsed": result.elapsed,
-                }
+                summary, outputs = self._train_kernel(job, arrays, ctx, on_epoch)
         except training.Cancelled:
             self._finish(lease, "cancelled", error=None)
         except LeaseLost:
@@ -237,6 +214,30 @@ class Worker:
         finally:
             done.set()
             heart.join(5)
+
+    def _train_kernel(
+        self, job: JobRecord, arrays: dict[str, Any], ctx: Any, on_epoch: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A kernel job: every attempt trains from the start (kernel jobs keep no checkpoints)."""
+        from ..compute import train as training
+        from . import spec as job_spec
+
+        cfg = job_spec.train_config(job.spec)
+        result = training.train(
+            arrays["x"],
+            arrays["y"],
+            cfg,
+            plan=job_spec.plan(job.spec, cfg),
+            initial_weight=arrays.get("initial_weight"),
+            initial_bias=arrays.get("initial_bias"),
+            ctx=ctx,
+            on_epoch=on_epoch,
+            max_seconds=self.settings.max_job_seconds,
+        )
+        outputs = {"weight": result.weight}
+        if result.bias is not None:
+            outputs["bias"] = result.bias
+        return _summary(result), outputs
 
     def _train_network(
         self,
@@ -273,13 +274,7 @@ class Worker:
             max_seconds=self.settings.max_job_seconds,
         )
         summary = {
-            "final_loss": result.final_loss,
-            "data_loss": result.data_loss,
-            "epochs_run": result.epochs_run,
-            "stopped_early": result.stopped_early,
-            "stop_reason": result.stop_reason,
-            "seed": result.seed,
-            "elapsed": result.elapsed,
+            **_summary(result),
             "metrics": {"loss": result.final_loss, **result.metrics},
             "params": plan.net.params,
             "resumed_from": result.resumed_from,
@@ -291,6 +286,19 @@ class Worker:
             log.warning("job %s: lease lost before it could be marked %s", lease.job_id, status)
         else:
             log.info("job %s %s%s", lease.job_id, status, f": {error}" if error else "")
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    """What every training job reports when it succeeds."""
+    return {
+        "final_loss": result.final_loss,
+        "data_loss": result.data_loss,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "stop_reason": result.stop_reason,
+        "seed": result.seed,
+        "elapsed": result.elapsed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
